@@ -1,0 +1,42 @@
+# The commands a technician and a developer need. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+APPLIANCE_SHARED ?= $(abspath ../shared)
+export APPLIANCE_SHARED
+
+.PHONY: help install models test test-fast lint eval bench demo clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/appliance: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/appliance models  ## create .venv with the `appliance` command and install the models
+
+models: $(BIN)/appliance  ## install model files into models/ and verify every sha256
+	$(BIN)/appliance models install
+
+test: install  ## run the whole test suite (real models, real images, real broker)
+	$(BIN)/pytest -q
+
+test-fast: install  ## unit tests only
+	$(BIN)/pytest -q tests/unit
+
+lint: $(BIN)/appliance  ## ruff and the import-cycle check
+	$(BIN)/ruff check appliance tests
+	$(BIN)/python -m appliance.devtools.import_cycles appliance
+
+eval: install  ## accuracy on LFW: JSON, report and plots under reports/eval
+	$(BIN)/appliance eval --data $(APPLIANCE_SHARED)/data/lfw --out reports/eval --json | tee reports/eval.json
+
+bench: install  ## speed and memory benchmarks: bench/results/bench.{json,md}
+	$(BIN)/python -m appliance.bench --out bench/results
+
+clean:  ## remove the venv, installed models and outputs
+	rm -rf $(VENV) reports out bench/results
+	find models -name '*.tflite' -delete

@@ -1,0 +1,139 @@
+"""The appliance's one configuration file (TOML), validated by Pydantic.
+
+Every field has a description and bounds; an error names the field and the reason. Defaults serve a
+Raspberry Pi 5 with a Camera Module 3 at 1080p. See docs/configuration.md for the full reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from appliance.errors import ConfigError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RuntimeConfig(Section):
+    threads: int = Field(2, ge=1, le=16, description="CPU threads per model interpreter (Pi 5 has 4 cores).")
+    xnnpack: bool = Field(True, description="Use the XNNPACK CPU delegate (much faster for int8 models).")
+
+
+class ModelsConfig(Section):
+    dir: Path | None = Field(None, description="Folder with manifest.toml and the model files; default models/.")
+    detector: str = Field("blazeface-full", description="Detector id from the manifest (blazeface-full or -short).")
+    landmarks: str | None = Field(
+        "face-mesh", description="Landmark model id used for 5-point alignment; empty to align on detector keypoints."
+    )
+    embedder: str = Field("mobilefacenet-int8", description="Embedder id from the manifest (int8 default, fp32).")
+
+
+class CaptureConfig(Section):
+    source: str = Field(
+        "picamera2:0",
+        description="Camera URI: picamera2:N, v4l2:/dev/videoN, rtsp://..., http://..., gst:PIPELINE, "
+        "a video file, or a folder of images.",
+    )
+    width: int = Field(1920, ge=160, le=7680, description="Requested frame width in pixels.")
+    height: int = Field(1080, ge=120, le=4320, description="Requested frame height in pixels.")
+    fps: float = Field(30.0, gt=0, le=120, description="Requested frame rate (replay paces to it).")
+    reconnect_initial_s: float = Field(0.5, gt=0, le=60, description="First wait before reopening a lost camera.")
+    reconnect_max_s: float = Field(30.0, gt=0, le=600, description="Longest wait between reopen attempts.")
+
+
+class DetectorConfig(Section):
+    score_threshold: float = Field(0.5, ge=0.05, le=0.99, description="Minimum face score after sigmoid.")
+    nms_iou: float = Field(0.3, ge=0.05, le=0.9, description="IoU above which detections merge (weighted NMS).")
+    tiles: list[int] = Field(
+        [1, 2],
+        description="Tiling passes: 1 = whole frame, N = an N×N grid of overlapping tiles. Small faces need "
+        "tiles; each pass costs N² detector runs (see make bench).",
+    )
+    tile_overlap: float = Field(0.25, ge=0.0, le=0.5, description="Overlap between neighbouring tiles.")
+    max_faces: int = Field(128, ge=1, le=1000, description="At most this many faces per frame are kept.")
+
+
+class QualityConfig(Section):
+    min_interocular_px: float = Field(
+        18.0, ge=4, le=500, description="Smallest eye distance (pixels) a face must have to be embedded."
+    )
+    min_sharpness: float = Field(
+        25.0, ge=0, le=10000, description="Minimum variance of the Laplacian on the face (blur gate)."
+    )
+    max_yaw_deg: float = Field(40.0, ge=5, le=90, description="Largest head turn left/right, from landmarks.")
+    max_pitch_deg: float = Field(35.0, ge=5, le=90, description="Largest head tilt up/down, from landmarks.")
+    min_score: float = Field(0.6, ge=0.05, le=0.99, description="Minimum detector score to embed.")
+
+
+class TrackerConfig(Section):
+    iou_match: float = Field(0.3, ge=0.05, le=0.95, description="Minimum IoU to continue a track.")
+    max_missed_frames: int = Field(15, ge=1, le=300, description="Frames a track survives unseen.")
+    max_looks: int = Field(3, ge=1, le=20, description="Most embeddings per track (its best looks).")
+    min_improvement: float = Field(
+        1.15, ge=1.0, le=10.0, description="A new look is embedded only if its quality beats the best so far by this factor."
+    )
+
+
+class MatcherConfig(Section):
+    backend: Literal["numpy", "usearch", "faiss"] = Field("numpy", description="1:N search back-end.")
+    threshold: float | None = Field(
+        None, ge=-1.0, le=1.0,
+        description="Cosine threshold for an alert; default is the calibrated one in the model manifest. "
+        "Never below the manifest's floor.",
+    )
+    top_k: int = Field(5, ge=1, le=100, description="Candidates returned per face.")
+
+
+class DeviceConfig(Section):
+    id: str = Field("van-dev", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Device id.")
+    data_dir: Path = Field(Path("/var/lib/appliance"), description="All state lives here, encrypted.")
+
+
+class Config(Section):
+    device: DeviceConfig = DeviceConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    models: ModelsConfig = ModelsConfig()
+    capture: CaptureConfig = CaptureConfig()
+    detector: DetectorConfig = DetectorConfig()
+    quality: QualityConfig = QualityConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    matcher: MatcherConfig = MatcherConfig()
+
+
+def format_validation_error(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{origin}: field '{where}': {first['msg']}{more}"
+
+
+def load_config(path: Path | None = None, overrides: dict | None = None) -> Config:
+    """Load and validate the TOML config; no path means built-in defaults. Raises ConfigError, one line."""
+    data: dict = {}
+    origin = "defaults"
+    if path is not None:
+        origin = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".", 1)
+        data.setdefault(section, {})[key] = value
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, origin)) from None
