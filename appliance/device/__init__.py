@@ -1,0 +1,1 @@
+"""The appliance as a device: systemd notify and watchdog, journald logging, self-test, provisioning."""
