@@ -50,17 +50,26 @@ class CaptureConfig(Section):
     fps: float = Field(30.0, gt=0, le=120, description="Requested frame rate (replay paces to it).")
     reconnect_initial_s: float = Field(0.5, gt=0, le=60, description="First wait before reopening a lost camera.")
     reconnect_max_s: float = Field(30.0, gt=0, le=600, description="Longest wait between reopen attempts.")
+    loop: bool = Field(False, description="Replay sources (a video file or folder) start again at their end.")
+    pace: bool = Field(
+        True, description="Replay sources come at their frame rate like a live camera; off reads them flat out."
+    )
 
 
 class DetectorConfig(Section):
     score_threshold: float = Field(0.5, ge=0.05, le=0.99, description="Minimum face score after sigmoid.")
     nms_iou: float = Field(0.3, ge=0.05, le=0.9, description="IoU above which detections merge (weighted NMS).")
     tiles: list[int] = Field(
-        [1, 2],
+        [1, 2, 3],
         description="Tiling passes: 1 = whole frame, N = an N×N grid of overlapping tiles. Small faces need "
         "tiles; each pass costs N² detector runs (see make bench).",
     )
     tile_overlap: float = Field(0.25, ge=0.0, le=0.5, description="Overlap between neighbouring tiles.")
+    whole_frame_margin: float = Field(
+        0.25, ge=0.0, le=1.0,
+        description="Black border (share of the long edge) around the whole-frame pass: BlazeFace full range "
+        "misses or under-scores a face that fills its window.",
+    )
     max_faces: int = Field(128, ge=1, le=1000, description="At most this many faces per frame are kept.")
 
 

@@ -1,0 +1,32 @@
+"""Embedding: an aligned 112x112 RGB face to an L2-normalised vector (MobileFaceNet, int8 or float)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from appliance.runtime.interpreter import TFLiteModel
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+class FaceEmbedder:
+    def __init__(self, model: TFLiteModel, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        self.model = model
+        self.mean = np.asarray(mean, np.float32)
+        self.std = np.asarray(std, np.float32)
+        self.input = model.inputs[0]
+        self.output = model.outputs[0]
+        self.size = int(self.output.shape[-1])
+
+    def embed(self, aligned_rgb: np.ndarray) -> np.ndarray:
+        x = (aligned_rgb.astype(np.float32) / 255.0 - self.mean) / self.std
+        if self.input.quantised:
+            info = np.iinfo(self.input.dtype)
+            x = np.clip(np.round(x / self.input.scale + self.input.zero_point), info.min, info.max)
+        x = x.astype(self.input.dtype)[None]
+        (y,) = self.model.run(x)
+        y = y.reshape(-1).astype(np.float32)
+        if self.output.quantised:
+            y = (y - self.output.zero_point) * self.output.scale
+        return y / max(float(np.linalg.norm(y)), 1e-12)
