@@ -109,6 +109,49 @@ class DeviceConfig(Section):
     data_dir: Path = Field(Path("/var/lib/appliance"), description="All state lives here, encrypted.")
 
 
+class StorageConfig(Section):
+    key_provider: Literal["file", "rpi-otp", "env"] = Field(
+        "file",
+        description="Where database keys come from: 'file' (one 0600 key file per database, made at "
+        "provisioning), 'rpi-otp' (the Raspberry Pi OTP private key plus a salt file), 'env' (development).",
+    )
+    keys_dir: Path | None = Field(None, description="Folder for key and salt files; default <data_dir>/keys.")
+    key_env: str = Field(
+        "APPLIANCE_DB_KEY", min_length=1, max_length=64,
+        description="Environment variable holding a 64-hex-digit master key (key_provider = 'env' only).",
+    )
+
+
+class MqttConfig(Section):
+    broker: str = Field(
+        "mqtts://localhost:8883", description="Broker URL: mqtts://host:port (TLS) or mqtt://host:port (tests)."
+    )
+    ca_file: Path | None = Field(None, description="CA certificate that signed the broker's certificate (PEM).")
+    cert_file: Path | None = Field(None, description="This device's client certificate (PEM); its CN is the device id.")
+    key_file: Path | None = Field(None, description="This device's client private key (PEM, mode 0600).")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive interval in seconds.")
+    session_expiry_s: int = Field(
+        7 * 24 * 3600, ge=0, le=2**32 - 1,
+        description="How long the broker keeps this device's session (queued QoS 1 messages) while offline.",
+    )
+    chunk_bytes: int = Field(
+        256 * 1024, ge=4096, le=16 * 1024 * 1024, description="Payload size of one bundle chunk."
+    )
+
+
+class WatchlistConfig(Section):
+    control_room_key: Path | None = Field(
+        None, description="The control room's pinned Ed25519 public key (PEM); default <data_dir>/keys/control-room.ed25519.pub."
+    )
+    device_key: Path | None = Field(
+        None, description="This device's X25519 private key (PEM, 0600); default <data_dir>/keys/device.x25519.key."
+    )
+    max_bundle_mb: int = Field(1024, ge=1, le=8192, description="Largest bundle a device accepts, in MiB.")
+    stale_transfer_h: float = Field(
+        48.0, gt=0, le=24 * 30, description="Incomplete transfers older than this are dropped from the spool."
+    )
+
+
 class Config(Section):
     device: DeviceConfig = DeviceConfig()
     runtime: RuntimeConfig = RuntimeConfig()
@@ -118,6 +161,9 @@ class Config(Section):
     quality: QualityConfig = QualityConfig()
     tracker: TrackerConfig = TrackerConfig()
     matcher: MatcherConfig = MatcherConfig()
+    storage: StorageConfig = StorageConfig()
+    mqtt: MqttConfig = MqttConfig()
+    watchlist: WatchlistConfig = WatchlistConfig()
 
 
 def format_validation_error(err: ValidationError, origin: str) -> str:

@@ -13,6 +13,7 @@ from appliance.errors import ApplianceError
 # One module per command (appliance/cli/<name>.py, each with `register(subparsers)`).
 COMMAND_MODULES = [
     "models",
+    "keys",
     "detect",
 ]
 

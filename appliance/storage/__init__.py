@@ -1,0 +1,32 @@
+"""Encrypted state: SQLCipher databases opened through sqlite-utils, keys from a key provider, migrations.
+
+    from appliance.storage import open_db, key_provider_from_config
+    db = open_db(data_dir / "events.db", key_provider_from_config(config), migrations=EVENTS_MIGRATIONS)
+
+Each database has its own key (labelled by the file's stem), so one database can be crypto-erased alone.
+"""
+
+from appliance.storage.database import database_files, erase_db, open_db
+from appliance.storage.keyprovider import (
+    EnvKeyProvider,
+    KeyFileProvider,
+    KeyProvider,
+    RpiOtpKeyProvider,
+    key_provider_from_config,
+)
+from appliance.storage.migrations import Migration, Migrations, migrate, schema_version
+
+__all__ = [
+    "EnvKeyProvider",
+    "KeyFileProvider",
+    "KeyProvider",
+    "Migration",
+    "Migrations",
+    "RpiOtpKeyProvider",
+    "database_files",
+    "erase_db",
+    "key_provider_from_config",
+    "migrate",
+    "open_db",
+    "schema_version",
+]
