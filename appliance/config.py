@@ -95,7 +95,11 @@ class TrackerConfig(Section):
 
 
 class MatcherConfig(Section):
-    backend: Literal["numpy", "usearch", "faiss"] = Field("numpy", description="1:N search back-end.")
+    backend: Literal["numpy", "usearch", "faiss", "usearch-hnsw", "faiss-hnsw"] = Field(
+        "numpy",
+        description="1:N search back-end: numpy, usearch or faiss are exact; the -hnsw ones are approximate, "
+        "only for galleries far beyond a watchlist (see docs/matching.md).",
+    )
     threshold: float | None = Field(
         None, ge=-1.0, le=1.0,
         description="Cosine threshold for an alert; default is the calibrated one in the model manifest. "
