@@ -1,0 +1,172 @@
+"""Build a replay video from still photos, moving like a street camera would see people.
+
+Each photo gets an equal share of the clip. Within its share the view pans slowly across it and zooms
+in or out (log-linear, eased), so faces move, change scale, and at the far end become small: the case a
+live camera meets and a still photo does not. Deterministic for a given seed.
+
+    python -m appliance.devtools.make_clip --out clip.mp4 --size 1280x720 --seconds 10 --fps 15 \
+        ../shared/data/crowd/*.jpg ../shared/data/nasa/*/portrait.jpg
+
+The benchmark and the demo call `make_clip()` directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from appliance.errors import ApplianceError
+
+BACKGROUND = (48, 44, 40)  # BGR, a dull street grey where a zoomed-out photo does not fill the frame
+FAR_ZOOM = (0.3, 0.6)  # share of "photo fits the frame" at the far end: faces become small
+NEAR_ZOOM = (1.0, 1.8)  # at the near end: faces come closer than in the photo
+MIN_SIDE = 16
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Which photo is on screen for which frames, and how the view moves (for the demo and tests)."""
+
+    image: str
+    first_frame: int
+    last_frame: int  # inclusive
+    zoom_start: float  # 1.0 = the whole photo just fits the frame
+    zoom_end: float
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    path: Path
+    frames: int
+    width: int
+    height: int
+    fps: float
+    segments: tuple[Segment, ...]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ApplianceError(f"size '{text}' is not WIDTHxHEIGHT, e.g. 1280x720") from None
+    if w < MIN_SIDE or h < MIN_SIDE or w > 7680 or h > 4320:
+        raise ApplianceError(f"size '{text}' is out of range ({MIN_SIDE}..7680 x {MIN_SIDE}..4320)")
+    return w, h
+
+
+def _pyramid(image: np.ndarray) -> list[np.ndarray]:
+    """The photo at 1, 1/2, 1/4 ... so each frame downsamples by at most 2x (no aliasing shimmer)."""
+    levels = [image]
+    while min(levels[-1].shape[:2]) >= 2 * MIN_SIDE:
+        h, w = levels[-1].shape[:2]
+        levels.append(cv2.resize(levels[-1], (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+    return levels
+
+
+def _ease(t: float) -> float:
+    return 0.5 - 0.5 * math.cos(math.pi * t)  # slow start and stop, like a walker or a camera operator
+
+
+def _render(levels: list[np.ndarray], scale: float, centre: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The frame showing the photo at `scale` with image point `centre` at the frame's centre."""
+    k = 0
+    while scale * 2 ** (k + 1) <= 1.0 and k + 1 < len(levels):
+        k += 1
+    level = levels[k]
+    r = scale * 2**k  # residual scale on this level, in (0.5, 1] when shrinking
+    cx, cy = centre / 2**k
+    w, h = size
+    m = np.array([[r, 0.0, w / 2 - r * cx], [0.0, r, h / 2 - r * cy]], np.float64)
+    return cv2.warpAffine(level, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=BACKGROUND)
+
+
+def make_clip(
+    images: Sequence[str | Path],
+    out: str | Path,
+    size: tuple[int, int] = (1280, 720),
+    seconds: float = 10.0,
+    fps: float = 15.0,
+    *,
+    seed: int = 0,
+) -> ClipInfo:
+    """Write an mp4 (mp4v) of `seconds` at `fps` and `size` (w, h) from `images`; returns what is where."""
+    paths = [Path(p) for p in images]
+    if not paths:
+        raise ApplianceError("no images given")
+    if seconds <= 0 or fps <= 0:
+        raise ApplianceError("seconds and fps must be positive")
+    w, h = size
+    if w < MIN_SIDE or h < MIN_SIDE:
+        raise ApplianceError(f"size {w}x{h} is too small")
+    total = round(seconds * fps)
+    if total < len(paths):
+        raise ApplianceError(f"{len(paths)} images need at least {len(paths)} frames; {seconds:g} s at {fps:g} fps "
+                             f"is {total}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+    if not writer.isOpened():
+        raise ApplianceError(f"cannot write video {out} (mp4v encoder unavailable or folder not writable)")
+    rng = np.random.default_rng(seed)
+    segments = []
+    try:
+        start = 0
+        for i, path in enumerate(paths):
+            count = total // len(paths) + (1 if i < total % len(paths) else 0)
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ApplianceError(f"cannot read image {path}")
+            ih, iw = image.shape[:2]
+            fit = min(w / iw, h / ih)
+            far, near = rng.uniform(*FAR_ZOOM), rng.uniform(*NEAR_ZOOM)
+            z0, z1 = (far, near) if rng.random() < 0.5 else (near, far)  # approaching or walking away
+            c0 = np.array([iw, ih]) * rng.uniform(0.3, 0.7, 2)
+            c1 = np.array([iw, ih]) * rng.uniform(0.3, 0.7, 2)
+            levels = _pyramid(image)
+            for j in range(count):
+                t = _ease(j / max(1, count - 1))
+                zoom = z0 * (z1 / z0) ** t
+                writer.write(_render(levels, fit * zoom, c0 + (c1 - c0) * t, (w, h)))
+            segments.append(Segment(str(path), start, start + count - 1, round(z0, 3), round(z1, 3)))
+            start += count
+    except BaseException:
+        writer.release()
+        out.unlink(missing_ok=True)  # no half-written clip left behind
+        raise
+    writer.release()
+    return ClipInfo(out, total, w, h, float(fps), tuple(segments))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m appliance.devtools.make_clip",
+        description="Build a replay video from still photos with slow pan and zoom (faces move, change "
+        "scale, some become small), for the benchmark, the demo and replay tests.",
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="photos, shown in the order given")
+    parser.add_argument("--out", required=True, type=Path, help="output .mp4 file")
+    parser.add_argument("--size", default="1280x720", help="frame size WIDTHxHEIGHT (default 1280x720)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
+    parser.add_argument("--fps", type=float, default=15.0, help="frame rate (default 15)")
+    parser.add_argument("--seed", type=int, default=0, help="motion seed; same seed, same clip (default 0)")
+    args = parser.parse_args(argv)
+    try:
+        info = make_clip(args.images, args.out, parse_size(args.size), args.seconds, args.fps, seed=args.seed)
+    except ApplianceError as e:
+        print(f"make_clip: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {info.path}: {info.frames} frames, {info.width}x{info.height} at {info.fps:g} fps, "
+          f"{len(info.segments)} images")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
