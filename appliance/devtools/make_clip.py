@@ -39,6 +39,17 @@ class Segment:
     last_frame: int  # inclusive
     zoom_start: float  # 1.0 = the whole photo just fits the frame
     zoom_end: float
+    fit: float  # photo pixels -> frame pixels at zoom 1
+    centre_start: tuple[float, float]  # photo point at the frame's centre, first frame
+    centre_end: tuple[float, float]
+
+    def view(self, frame: int) -> tuple[float, np.ndarray]:
+        """(scale photo->frame, photo point at the frame centre) for a frame of this segment."""
+        count = self.last_frame - self.first_frame + 1
+        t = _ease((frame - self.first_frame) / max(1, count - 1))
+        zoom = self.zoom_start * (self.zoom_end / self.zoom_start) ** t
+        c0, c1 = np.array(self.centre_start), np.array(self.centre_end)
+        return self.fit * zoom, c0 + (c1 - c0) * t
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,18 @@ class ClipInfo:
     height: int
     fps: float
     segments: tuple[Segment, ...]
+
+    def segment_at(self, frame: int) -> Segment:
+        for seg in self.segments:
+            if seg.first_frame <= frame <= seg.last_frame:
+                return seg
+        raise IndexError(f"frame {frame} is not in the clip ({self.frames} frames)")
+
+    def to_photo(self, frame: int, points: np.ndarray) -> np.ndarray:
+        """Frame pixel coordinates (..., 2) back to the photo's: ground truth for tracking tests."""
+        scale, centre = self.segment_at(frame).view(frame)
+        half = np.array([self.width / 2, self.height / 2])
+        return (np.asarray(points, np.float64) - half) / scale + centre
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -131,11 +154,11 @@ def make_clip(
             c0 = np.array([iw, ih]) * rng.uniform(0.3, 0.7, 2)
             c1 = np.array([iw, ih]) * rng.uniform(0.3, 0.7, 2)
             levels = _pyramid(image)
-            for j in range(count):
-                t = _ease(j / max(1, count - 1))
-                zoom = z0 * (z1 / z0) ** t
-                writer.write(_render(levels, fit * zoom, c0 + (c1 - c0) * t, (w, h)))
-            segments.append(Segment(str(path), start, start + count - 1, round(z0, 3), round(z1, 3)))
+            seg = Segment(str(path), start, start + count - 1, float(z0), float(z1), float(fit),
+                          (float(c0[0]), float(c0[1])), (float(c1[0]), float(c1[1])))
+            for j in range(start, start + count):
+                writer.write(_render(levels, *seg.view(j), (w, h)))
+            segments.append(seg)
             start += count
     except BaseException:
         writer.release()

@@ -3,6 +3,10 @@
 Association is greedy on IoU (highest first) between each track's *predicted* box (constant velocity
 per frame number) and this frame's detections. Prediction is what keeps two people who walk past each
 other on their own tracks: their last boxes overlap at the crossing, their predicted boxes do not.
+The IoU is taken on boxes widened by ASSOCIATION_MARGIN of their size on each side: a 20 px face whose
+box jitters by a few pixels would otherwise fall below `iou_match` and split into several tracks.
+Measured on a make_clip replay with ground truth (62 people): plain IoU made 109 tracks, widened boxes
+80, with no more identity mix-ups.
 
 Each track decides which of its looks are worth an embedding: only faces the quality gate passed; the
 first such look at once (so a face is matched as soon as it is seen well); a later one only if its
@@ -26,6 +30,7 @@ from appliance.config import TrackerConfig
 from appliance.vision.types import Face
 
 VELOCITY_SMOOTHING = 0.5  # weight of the newest motion in the velocity estimate
+ASSOCIATION_MARGIN = 0.3  # boxes are widened by this share of their width/height per side for matching
 MAX_QUEUED_EXPIRED = 1024  # ended tracks nobody popped are forgotten beyond this
 
 
@@ -103,6 +108,14 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def widen(boxes: np.ndarray, margin: float) -> np.ndarray:
+    """Boxes (N, 4) grown by `margin` of their width and height on every side."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    dx = (b[:, 2] - b[:, 0]) * margin
+    dy = (b[:, 3] - b[:, 1]) * margin
+    return np.stack([b[:, 0] - dx, b[:, 1] - dy, b[:, 2] + dx, b[:, 3] + dy], axis=1)
+
+
 def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """One-to-one (row, col) pairs, highest IoU first, each at least `threshold`."""
     rows, cols = np.nonzero(iou >= threshold)
@@ -140,7 +153,8 @@ class FaceTracker:
         """Associate this frame's faces with tracks; returns one TrackedFace per face, in input order."""
         boxes = np.array([np.asarray(f.detection.box, np.float64) for f in faces]).reshape(-1, 4)
         predicted = np.array([t.predict(frame_seq) for t in self._tracks]).reshape(-1, 4)
-        pairs = greedy_match(iou_matrix(predicted, boxes), self.config.iou_match)
+        iou = iou_matrix(widen(predicted, ASSOCIATION_MARGIN), widen(boxes, ASSOCIATION_MARGIN))
+        pairs = greedy_match(iou, self.config.iou_match)
 
         assigned: list[Track | None] = [None] * len(faces)
         seen: set[int] = set()
