@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "models",
     "keys",
     "detect",
+    "selftest",
 ]
 
 

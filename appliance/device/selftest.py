@@ -1,0 +1,459 @@
+"""`appliance selftest`: is this device fit to go out in a van? One check per part, each pass/fail/skip + reason.
+
+Checks (in order): camera, models (sha256), interpreter, database key, watchlist, broker (TLS with the
+client certificate), clock sync, free disk, CPU temperature. A check never raises: an unexpected error is
+a failure with its one-line reason. `skip` means "not applicable here" (no thermal sensor, no watchlist
+received yet), never "broken".
+
+The self-test must not disturb a running daemon or the data it owns: databases are checked on a private
+copy (opening the live file as root would leave root-owned -wal/-shm files the daemon cannot open), and the
+broker check connects with its own client id, so the daemon's session is not taken over.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from appliance.config import Config
+from appliance.errors import ApplianceError
+
+PASS, FAIL, SKIP = "pass", "fail", "skip"
+
+MIN_FREE_BYTES = 1 << 30  # 1 GiB: room for the alerts' crops, the outbox and a full watchlist bundle
+MIN_FREE_FRACTION = 0.05
+MAX_CPU_TEMP_C = 80.0  # a Pi 5 starts throttling at 80-85 °C; a Jetson Orin well above, but 80 is a warning sign
+MAX_CLOCK_OFFSET_S = 1.0
+CAMERA_TIMEOUT_S = 15.0
+BROKER_TIMEOUT_S = 10.0
+DB_LABELS = ("watchlist", "events")  # the databases provisioning makes keys for
+
+
+@dataclass
+class CheckResult:
+    name: str
+    status: str  # pass | fail | skip
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAIL
+
+
+class _Fail(Exception):
+    """Raised inside a check to fail it with a one-line reason."""
+
+
+class _Skip(Exception):
+    """Raised inside a check to skip it with a one-line reason."""
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+# --- camera ------------------------------------------------------------------------------------------------
+
+def check_camera(config: Config) -> tuple[str, dict]:
+    from appliance.capture import open_source  # imported here: picamera2 etc. only when checked
+
+    source = config.capture.source
+    camera = open_source(source, config.capture, loop=False, pace=False)
+    result: dict[str, Any] = {}
+
+    def grab() -> None:
+        try:
+            camera.open()
+            result["frame"] = camera.read()
+        except BaseException as e:  # reported by the caller, in one line
+            result["error"] = e
+
+    t = threading.Thread(target=grab, name="selftest-camera", daemon=True)
+    t.start()
+    t.join(CAMERA_TIMEOUT_S)
+    try:
+        if t.is_alive():
+            raise _Fail(f"no frame from {camera.name} within {CAMERA_TIMEOUT_S:.0f} s")
+        if "error" in result:
+            raise _Fail(f"{camera.name}: {_one_line(result['error'])}")
+        frame = result.get("frame")
+        if frame is None:
+            raise _Fail(f"{camera.name} opened but delivered no frame")
+    finally:
+        if not t.is_alive():
+            camera.close()
+    return f"read a {frame.width}x{frame.height} frame from {camera.name}", {
+        "source": camera.name, "width": frame.width, "height": frame.height,
+    }
+
+
+# --- models and interpreter -----------------------------------------------------------------------------
+
+def _configured_models(config: Config):
+    from appliance.runtime.manifest import load_manifest
+
+    manifest = load_manifest(config.models.dir)
+    wanted = [(config.models.detector, "detector"), (config.models.embedder, "embedder")]
+    if config.models.landmarks:
+        wanted.insert(1, (config.models.landmarks, "landmarks"))
+    return manifest, [manifest.get(model_id, role) for model_id, role in wanted]
+
+
+def check_models(config: Config) -> tuple[str, dict]:
+    from appliance.runtime.manifest import verify_model
+
+    manifest, specs = _configured_models(config)
+    root = manifest.path.parent
+    for spec in specs:
+        verify_model(spec, root)
+    return f"{len(specs)} model files match their sha256 ({', '.join(s.id for s in specs)})", {
+        "manifest": str(manifest.path), "models": {s.id: s.sha256 for s in specs},
+    }
+
+
+def check_interpreter(config: Config) -> tuple[str, dict]:
+    from appliance.runtime.interpreter import RuntimeOptions, TFLiteModel
+    from appliance.runtime.manifest import verify_model
+
+    manifest, specs = _configured_models(config)
+    options = RuntimeOptions(threads=config.runtime.threads, xnnpack=config.runtime.xnnpack)
+    timings: dict[str, float] = {}
+    backend = ""
+    for spec in specs:
+        model = TFLiteModel(verify_model(spec, manifest.path.parent), options)
+        backend = model.backend
+        inputs = [np.zeros(t.shape, dtype=t.dtype) for t in model.inputs]
+        t0 = time.perf_counter()
+        outputs = model.run(*inputs)
+        timings[spec.id] = round((time.perf_counter() - t0) * 1000, 2)
+        for out in outputs:
+            if np.issubdtype(out.dtype, np.floating) and not np.all(np.isfinite(out)):
+                raise _Fail(f"{spec.id} produced non-finite output on a zero input")
+    ms = ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items())
+    return f"{backend} ran each model once on a zero input ({ms})", {"backend": backend, "ms": timings}
+
+
+# --- storage -------------------------------------------------------------------------------------------------
+
+def _snapshot(db_path: Path, into: Path) -> Path:
+    """Copy a database and its WAL into `into` (same file name, so the key label is the same)."""
+    copy = into / db_path.name
+    shutil.copyfile(db_path, copy)
+    for suffix in ("-wal",):
+        side = db_path.with_name(db_path.name + suffix)
+        if side.exists():
+            shutil.copyfile(side, copy.with_name(copy.name + suffix))
+    return copy
+
+
+def check_database_key(config: Config) -> tuple[str, dict]:
+    from appliance.storage import key_provider_from_config, open_db
+
+    provider = key_provider_from_config(config)
+    data_dir = config.device.data_dir
+    keys = {label: provider.has_key(label) for label in DB_LABELS}
+    if not any(keys.values()):
+        raise _Fail(f"no database key ({provider.describe(DB_LABELS[0])}): run `appliance provision`")
+    for label, present in keys.items():
+        if present:
+            provider.key(label)  # raises on a loose mode (not 0600), a malformed key, an unreadable OTP
+    opened = []
+    with tempfile.TemporaryDirectory(prefix="appliance-selftest-") as tmp:
+        for label in DB_LABELS:
+            db_path = data_dir / f"{label}.db"
+            if db_path.exists() and db_path.stat().st_size > 0:
+                db = open_db(_snapshot(db_path, Path(tmp)), provider, create=False)
+                db.close()
+                opened.append(db_path.name)
+    where = provider.describe(DB_LABELS[0]) if keys[DB_LABELS[0]] else provider.describe(DB_LABELS[-1])
+    present = [label for label, ok in keys.items() if ok]
+    text = f"keys for {', '.join(present)} ({where}"
+    text += f"); {', '.join(opened)} decrypt with them" if opened else "); no database created yet"
+    return text, {"provider": config.storage.key_provider, "keys": keys, "opened": opened}
+
+
+def check_watchlist(config: Config) -> tuple[str, dict]:
+    db_path = config.device.data_dir / "watchlist.db"
+    if not db_path.exists():
+        raise _Skip("no watchlist received yet (the control room sends it over MQTT)")
+    try:
+        from appliance.storage import key_provider_from_config
+        from appliance.watchlist.store import WatchlistStore
+    except ImportError as e:  # pragma: no cover - only in a partial install
+        raise _Skip(f"watchlist support is not installed ({e})") from None
+    provider = key_provider_from_config(config)
+    with tempfile.TemporaryDirectory(prefix="appliance-selftest-") as tmp:
+        _snapshot(db_path, Path(tmp))
+        store = WatchlistStore.open(Path(tmp), provider, create=False)
+        try:
+            store.check_integrity()
+            status = store.status()
+        finally:
+            store.close()
+    if status.get("watchlist_id") is None:
+        raise _Skip("no watchlist applied yet (the control room sends it over MQTT)")
+    name = f"watchlist {status['watchlist_id']} v{status['version']}"
+    details = {k: status.get(k) for k in ("watchlist_id", "version", "subjects", "expires_at", "model_id")}
+    if status["expired"]:
+        raise _Fail(f"{name} expired at {status['expires_at']}: the device will not match until a new one arrives")
+    if status.get("model_id") != config.models.embedder:
+        raise _Fail(f"{name} was built for model {status.get('model_id')}, this device runs {config.models.embedder}")
+    if not status.get("subjects"):
+        raise _Fail(f"{name} holds no subjects")
+    return f"{name}: {status['subjects']} subjects, valid, expires {status['expires_at']}", details
+
+
+# --- broker --------------------------------------------------------------------------------------------------
+
+def parse_broker_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) for mqtts://host[:8883] or mqtt://host[:1883]; raises ApplianceError."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ApplianceError(f"broker URL '{url}': expected mqtts://host[:port]")
+    try:
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    except ValueError:
+        raise ApplianceError(f"broker URL '{url}': bad port") from None
+    return parts.scheme, parts.hostname, port
+
+
+def check_broker(config: Config) -> tuple[str, dict]:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    m = config.mqtt
+    scheme, host, port = parse_broker_url(m.broker)
+    if scheme != "mqtts":
+        raise _Fail(f"broker {m.broker} is not mqtts://: the device must use TLS with its client certificate")
+    for what, path in (("CA certificate", m.ca_file), ("client certificate", m.cert_file), ("client key", m.key_file)):
+        if path is None:
+            raise _Fail(f"no {what} configured ([mqtt] in the config): provision, then install the signed certificate")
+        if not Path(path).is_file():
+            hint = " (sign the CSR from `appliance provision` and pass --cert)" if what == "client certificate" else ""
+            raise _Fail(f"{what} {path} not found{hint}")
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"{config.device.id}-selftest-{os.getpid()}",
+        protocol=mqtt.MQTTv5,
+    )
+    try:
+        client.tls_set(ca_certs=str(m.ca_file), certfile=str(m.cert_file), keyfile=str(m.key_file),
+                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise _Fail(f"cannot load the TLS files: {_one_line(e)}") from None
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def on_connect(_c, _u, _flags, reason_code, _props) -> None:
+        outcome["rc"] = reason_code
+        done.set()
+
+    client.on_connect = on_connect
+    t0 = time.monotonic()
+    try:
+        client.connect(host, port, keepalive=10)
+    except ssl.SSLError as e:
+        raise _Fail(f"TLS handshake with {host}:{port} failed: {_one_line(e)}") from None
+    except OSError as e:  # includes TimeoutError
+        raise _Fail(f"cannot reach broker {host}:{port}: {_one_line(e)}") from None
+    client.loop_start()
+    try:
+        if not done.wait(BROKER_TIMEOUT_S):
+            raise _Fail(f"no CONNACK from {host}:{port} within {BROKER_TIMEOUT_S:.0f} s (client certificate refused?)")
+        rc = outcome["rc"]
+        if rc.is_failure:
+            raise _Fail(f"broker {host}:{port} refused the connection: {rc}")
+        ms = (time.monotonic() - t0) * 1000
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return f"connected to {host}:{port} over TLS with the client certificate in {ms:.0f} ms", {
+        "host": host, "port": port,
+    }
+
+
+# --- clock ---------------------------------------------------------------------------------------------------
+
+class _Timex(ctypes.Structure):
+    # struct timex from <sys/timex.h> (Linux); only `status` and `maxerror` are read.
+    _fields_ = [
+        ("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
+        ("constant", ctypes.c_long), ("precision", ctypes.c_long), ("tolerance", ctypes.c_long),
+        ("time_sec", ctypes.c_long), ("time_usec", ctypes.c_long), ("tick", ctypes.c_long),
+        ("ppsfreq", ctypes.c_long), ("jitter", ctypes.c_long), ("shift", ctypes.c_int),
+        ("stabil", ctypes.c_long), ("jitcnt", ctypes.c_long), ("calcnt", ctypes.c_long),
+        ("errcnt", ctypes.c_long), ("stbcnt", ctypes.c_long), ("tai", ctypes.c_int),
+        ("_pad", ctypes.c_int * 11),
+    ]
+
+
+STA_UNSYNC = 0x0040
+TIME_ERROR = 5
+
+
+def kernel_clock_synchronised() -> bool | None:
+    """What the kernel says (adjtimex, read-only): True/False, or None where it cannot be asked.
+
+    An NTP daemon (chrony, systemd-timesyncd) clears STA_UNSYNC once it disciplines the clock; this is
+    what `timedatectl`'s NTPSynchronized reports too.
+    """
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return None
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    tx = _Timex()  # modes = 0: read only
+    state = libc.adjtimex(ctypes.byref(tx))
+    if state < 0:
+        return None
+    return state != TIME_ERROR and not (tx.status & STA_UNSYNC)
+
+
+def _run(cmd: list[str], timeout: float = 5.0) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+def check_clock(_config: Config) -> tuple[str, dict]:
+    now = datetime.now(timezone.utc)
+    if now.year < 2025:
+        raise _Fail(f"the clock says {now:%Y-%m-%d}: it has never been set (no RTC battery, no NTP yet)")
+    # 1. systemd's view (needs a running systemd).
+    out = _run(["timedatectl", "show", "--property=NTPSynchronized", "--value"])
+    if out is not None and out.strip() == "yes":
+        return "synchronised (timedatectl NTPSynchronized=yes)", {"source": "timedatectl"}
+    # 2. chrony's view, with the measured offset.
+    out = _run(["chronyc", "-n", "tracking"])
+    if out is not None:
+        leap = re.search(r"Leap status\s*:\s*(.+)", out)
+        offset = re.search(r"System time\s*:\s*([0-9.]+) seconds (fast|slow)", out)
+        ref = re.search(r"Reference ID\s*:\s*(\S+)\s*\(([^)]*)\)", out)
+        details = {"source": "chronyc", "reference": ref.group(2) if ref else None}
+        if leap and leap.group(1).strip() == "Normal":
+            off = float(offset.group(1)) if offset else 0.0
+            details["offset_s"] = off
+            if off > MAX_CLOCK_OFFSET_S:
+                raise _Fail(f"chrony is synchronised but the clock is still {off:.3f} s off (slewing)")
+            return f"synchronised by chrony to {details['reference']} (offset {off * 1000:.1f} ms)", details
+    # 3. The kernel's view: an NTP daemon that disciplines the clock clears STA_UNSYNC.
+    synced = kernel_clock_synchronised()
+    if synced:
+        return "synchronised (kernel adjtimex: STA_UNSYNC clear)", {"source": "adjtimex"}
+    why = "the kernel clock is not synchronised" if synced is False else "cannot tell whether the clock is synchronised"
+    raise _Fail(
+        f"{why}: no NTP daemon reports sync (chronyc tracking, timedatectl); alerts and the audit chain need a "
+        "correct clock; install chrony with firmware-config/chrony/appliance.conf"
+    )
+
+
+# --- disk and temperature ----------------------------------------------------------------------------------
+
+def check_disk(config: Config) -> tuple[str, dict]:
+    path = config.device.data_dir
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    usage = shutil.disk_usage(probe)
+    gib = usage.free / (1 << 30)
+    details = {"path": str(path), "free_bytes": usage.free, "total_bytes": usage.total}
+    text = f"{gib:.1f} GiB free of {usage.total / (1 << 30):.1f} GiB on {path}"
+    if usage.free < MIN_FREE_BYTES or usage.free < MIN_FREE_FRACTION * usage.total:
+        raise _Fail(f"only {text} (need at least 1 GiB and 5%)")
+    return text, details
+
+
+def read_cpu_temperatures(root: Path = Path("/sys/class/thermal")) -> dict[str, float]:
+    temps: dict[str, float] = {}
+    for zone in sorted(root.glob("thermal_zone*")):
+        try:
+            milli = int((zone / "temp").read_text().strip())
+            kind = (zone / "type").read_text().strip() if (zone / "type").exists() else zone.name
+        except (OSError, ValueError):
+            continue
+        temps[f"{zone.name}:{kind}"] = milli / 1000.0
+    return temps
+
+
+def check_temperature(_config: Config, root: Path = Path("/sys/class/thermal")) -> tuple[str, dict]:
+    temps = read_cpu_temperatures(root)
+    if not temps:
+        raise _Skip(f"no readable thermal zone under {root} (not a Pi or Jetson, or a VM)")
+    hottest = max(temps, key=temps.__getitem__)
+    value = temps[hottest]
+    text = f"{value:.1f} °C ({hottest.split(':', 1)[1]})"
+    if value >= MAX_CPU_TEMP_C:
+        raise _Fail(f"{text} is at or above {MAX_CPU_TEMP_C:.0f} °C: it will throttle; check the cooling")
+    return text, {"celsius": temps}
+
+
+# --- running them ----------------------------------------------------------------------------------------
+
+CHECKS: list[tuple[str, Callable[[Config], tuple[str, dict]]]] = [
+    ("camera", check_camera),
+    ("models", check_models),
+    ("interpreter", check_interpreter),
+    ("database_key", check_database_key),
+    ("watchlist", check_watchlist),
+    ("broker", check_broker),
+    ("clock", check_clock),
+    ("disk", check_disk),
+    ("temperature", check_temperature),
+]
+CHECK_NAMES = [name for name, _ in CHECKS]
+
+
+def run_check(name: str, fn: Callable[[Config], tuple[str, dict]], config: Config) -> CheckResult:
+    t0 = time.monotonic()
+    try:
+        reason, details = fn(config)
+        status = PASS
+    except _Skip as e:
+        status, reason, details = SKIP, str(e), {}
+    except _Fail as e:
+        status, reason, details = FAIL, str(e), {}
+    except ApplianceError as e:
+        status, reason, details = FAIL, _one_line(e), {}
+    except Exception as e:  # a check must never take the self-test down; say what broke, in one line
+        status, reason, details = FAIL, f"{type(e).__name__}: {_one_line(e)}", {}
+    return CheckResult(name, status, reason, details, round(time.monotonic() - t0, 3))
+
+
+def run_selftest(config: Config, only: list[str] | None = None) -> list[CheckResult]:
+    unknown = set(only or []) - set(CHECK_NAMES)
+    if unknown:
+        raise ApplianceError(f"unknown check(s) {', '.join(sorted(unknown))}; known: {', '.join(CHECK_NAMES)}")
+    return [run_check(name, fn, config) for name, fn in CHECKS if not only or name in only]
+
+
+def report(results: list[CheckResult], config: Config, config_path: Path | None) -> dict:
+    return {
+        "schema": "selftest/1",
+        "device": config.device.id,
+        "config": str(config_path) if config_path else None,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "ok": not any(r.failed for r in results),
+        "failed": [r.name for r in results if r.failed],
+        "checks": [asdict(r) for r in results],
+    }
