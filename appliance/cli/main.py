@@ -14,8 +14,12 @@ from appliance.errors import ApplianceError
 COMMAND_MODULES = [
     "models",
     "keys",
+    "watchlist",
     "detect",
+    "identify",
+    "eval",
     "selftest",
+    "provision",
 ]
 
 
