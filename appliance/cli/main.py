@@ -16,10 +16,7 @@ COMMAND_MODULES = [
     "keys",
     "watchlist",
     "detect",
-    "identify",
-    "eval",
     "selftest",
-    "provision",
 ]
 
 
