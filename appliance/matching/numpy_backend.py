@@ -45,10 +45,14 @@ class NumpyMatcher(Matcher):
 
 def top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Best-first top-k columns of each row of sims; equal scores in column order (deterministic)."""
-    if k < sims.shape[1]:
-        part = np.sort(np.argpartition(-sims, k - 1, axis=1)[:, :k], axis=1)
+    n = sims.shape[1]
+    if k == 1:
+        part = np.argmax(sims, axis=1)[:, None]  # first index of the maximum: deterministic
+    elif k < n:
+        # Partition without negating: a negated copy of a (queries x 1M) block costs as much as the search.
+        part = np.sort(np.argpartition(sims, n - k, axis=1)[:, n - k :], axis=1)
     else:
-        part = np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
+        part = np.broadcast_to(np.arange(n), sims.shape)
     vals = np.take_along_axis(sims, part, axis=1)
     order = np.argsort(-vals, axis=1, kind="stable")
     return np.take_along_axis(vals, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64)
