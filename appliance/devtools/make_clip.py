@@ -2,7 +2,8 @@
 
 Each photo gets an equal share of the clip. Within its share the view pans slowly across it and zooms
 in or out (log-linear, eased), so faces move, change scale, and at the far end become small: the case a
-live camera meets and a still photo does not. Deterministic for a given seed.
+live camera meets and a still photo does not. Speeds are bounded like a street's (MAX_ZOOM_PER_S,
+MAX_PAN_PER_S), so a short share moves little. Deterministic for a given seed.
 
     python -m appliance.devtools.make_clip --out clip.mp4 --size 1280x720 --seconds 10 --fps 15 \
         ../shared/data/crowd/*.jpg ../shared/data/nasa/*/portrait.jpg
@@ -25,8 +26,11 @@ import numpy as np
 from appliance.errors import ApplianceError
 
 BACKGROUND = (48, 44, 40)  # BGR, a dull street grey where a zoomed-out photo does not fill the frame
-FAR_ZOOM = (0.3, 0.6)  # share of "photo fits the frame" at the far end: faces become small
-NEAR_ZOOM = (1.0, 1.8)  # at the near end: faces come closer than in the photo
+ZOOM_RANGE = (0.3, 1.8)  # 1.0 = the photo just fits the frame; 0.3 makes its faces small, 1.8 close
+# Motion a street camera sees: a walker approaching grows by at most ~1.5x per second, and crosses the
+# view in several seconds. Faster motion than this is not a test of tracking, it is a slide show.
+MAX_ZOOM_PER_S = 1.5
+MAX_PAN_PER_S = 0.12  # share of the frame width per second
 MIN_SIDE = 16
 
 
@@ -111,6 +115,23 @@ def _render(levels: list[np.ndarray], scale: float, centre: np.ndarray, size: tu
                           borderValue=BACKGROUND)
 
 
+def _motion(rng: np.random.Generator, photo: tuple[int, int], fit: float, frame_w: int, seconds: float):
+    """Start and end zoom and centre for one photo's segment, within street-like speeds."""
+    lo, hi = np.log(ZOOM_RANGE[0]), np.log(ZOOM_RANGE[1])
+    z0 = float(np.exp(rng.uniform(lo, hi)))
+    change = np.log(MAX_ZOOM_PER_S) * seconds * rng.uniform(0.5, 1.0)
+    direction = 1.0 if rng.random() < 0.5 else -1.0  # approaching or walking away
+    z1 = float(np.exp(np.clip(np.log(z0) + direction * change, lo, hi)))
+    if abs(np.log(z1 / z0)) < 0.5 * change:  # ran into the range's end: go the other way instead
+        z1 = float(np.exp(np.clip(np.log(z0) - direction * change, lo, hi)))
+    size = np.array(photo, np.float64)
+    c0 = size * rng.uniform(0.3, 0.7, 2)
+    angle = rng.uniform(0, 2 * np.pi)
+    travel = MAX_PAN_PER_S * frame_w * seconds * rng.uniform(0.5, 1.0) / (fit * np.sqrt(z0 * z1))
+    c1 = np.clip(c0 + travel * np.array([np.cos(angle), np.sin(angle)]), 0.2 * size, 0.8 * size)
+    return z0, z1, c0, c1
+
+
 def make_clip(
     images: Sequence[str | Path],
     out: str | Path,
@@ -149,10 +170,7 @@ def make_clip(
                 raise ApplianceError(f"cannot read image {path}")
             ih, iw = image.shape[:2]
             fit = min(w / iw, h / ih)
-            far, near = rng.uniform(*FAR_ZOOM), rng.uniform(*NEAR_ZOOM)
-            z0, z1 = (far, near) if rng.random() < 0.5 else (near, far)  # approaching or walking away
-            c0 = np.array([iw, ih]) * rng.uniform(0.3, 0.7, 2)
-            c1 = np.array([iw, ih]) * rng.uniform(0.3, 0.7, 2)
+            z0, z1, c0, c1 = _motion(rng, (iw, ih), fit, w, count / fps)
             levels = _pyramid(image)
             seg = Segment(str(path), start, start + count - 1, float(z0), float(z1), float(fit),
                           (float(c0[0]), float(c0[1])), (float(c1[0]), float(c1[1])))

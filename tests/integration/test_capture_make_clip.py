@@ -98,3 +98,22 @@ def test_clip_from_the_shared_photos(tmp_path):
     frames = _read_all(info.path)
     assert len(frames) == 12 and frames[0].shape == (360, 640, 3)
     assert len({s.image for s in info.segments}) == 4
+
+
+def test_motion_stays_within_street_speeds(tmp_path):
+    from appliance.devtools.make_clip import MAX_PAN_PER_S, MAX_ZOOM_PER_S
+
+    photos = [_photo(tmp_path / f"{i}.png", (0, 0, 255)) for i in range(6)]
+    info = make_clip(photos, tmp_path / "s.mp4", size=(320, 240), seconds=6, fps=5, seed=11)
+    for seg in info.segments:
+        seconds = (seg.last_frame - seg.first_frame + 1) / info.fps
+        assert abs(np.log(seg.zoom_end / seg.zoom_start)) <= np.log(MAX_ZOOM_PER_S) * seconds + 1e-9
+        (s0, c0), (s1, c1) = seg.view(seg.first_frame), seg.view(seg.last_frame)
+        travel_px = np.linalg.norm(c1 - c0) * np.sqrt(s0 * s1)
+        assert travel_px <= MAX_PAN_PER_S * info.width * seconds + 1e-6
+    # the mapping back to the photo is exact: the square's centre (200, 150) is found where it is drawn
+    frames = _read_all(info.path)
+    _, x = _square(frames[3], 2)
+    rows = np.where((frames[3][:, :, 2] > 180).any(axis=1))[0]
+    back = info.to_photo(3, [x, rows.mean()])
+    assert np.allclose(back, [200, 150], atol=6 / info.segment_at(3).view(3)[0])
