@@ -243,7 +243,7 @@ def check_broker(config: Config) -> tuple[str, dict]:
     scheme, host, port = parse_broker_url(m.broker)
     if scheme != "mqtts":
         raise _Fail(f"broker {m.broker} is not mqtts://: the device must use TLS with its client certificate")
-    for what, path in (("CA certificate", m.ca_file), ("client certificate", m.cert_file), ("client key", m.key_file)):
+    for what, path in (("client certificate", m.cert_file), ("client key", m.key_file), ("CA certificate", m.ca_file)):
         if path is None:
             raise _Fail(f"no {what} configured ([mqtt] in the config): provision, then install the signed certificate")
         if not Path(path).is_file():
