@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "watchlist",
     "detect",
     "selftest",
+    "provision",
 ]
 
 
