@@ -28,7 +28,7 @@ FPS_WINDOW_S = 2.0  # capture rate is measured over this many seconds
 class CaptureState(str, enum.Enum):
     OPENING = "opening"  # first open not yet done
     RUNNING = "running"  # frames are arriving
-    LOST = "lost"  # open or read failed; reopening with back-off
+    LOST = "lost"  # open or read failed (or opened but gave no frame); reopening with back-off
     ENDED = "ended"  # a finite source (file, folder) has no more frames
     STOPPED = "stopped"  # stop() was called
 
@@ -200,14 +200,13 @@ class LatestFrameGrabber:
             self.camera.close()
 
     def _open(self) -> bool:
+        # Success here is not yet "running": a camera (or stream) can accept the open and then deliver
+        # nothing. Running, and the back-off reset, wait for the first frame (see _read_one).
         try:
             self.camera.open()
         except Exception as e:
             self._lost(f"open failed: {_one_line(e)}")
             return False
-        self.backoff.reset()
-        self._set_state(CaptureState.RUNNING, "opened")
-        self._failed_attempts = 0
         return True
 
     def _read_one(self) -> bool:
@@ -225,6 +224,10 @@ class LatestFrameGrabber:
             self.camera.close()
             self._lost("read returned no frame")
             return True
+        if self._state is not CaptureState.RUNNING:
+            self.backoff.reset()
+            self._set_state(CaptureState.RUNNING, "frames arriving")
+            self._failed_attempts = 0
         now = time.monotonic()
         with self._cond:
             if self._newest is not None and self._newest.seq > self._taken_seq:
@@ -241,6 +244,8 @@ class LatestFrameGrabber:
         if self._state is not CaptureState.LOST:
             self._lost_since = time.monotonic()
             self._failed_attempts = 0
+            with self._cond:
+                self._times.clear()  # a rate measured across an outage would mean nothing
         self._failed_attempts += 1
         self._set_state(CaptureState.LOST, reason)
         self._stop.wait(self.backoff.step())

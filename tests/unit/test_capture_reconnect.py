@@ -125,3 +125,28 @@ def test_stop_interrupts_a_long_backoff():
     grabber.stop()
     assert time.monotonic() - t0 < 1.0
     assert len(camera.open_times) == 1
+
+
+class SilentCamera(FlakyCamera):
+    """Opens fine but delivers nothing for its first `silent_opens` opens (a stream that accepts, then dies)."""
+
+    def __init__(self, silent_opens: int):
+        super().__init__()
+        self.silent_opens = silent_opens
+
+    def read(self) -> Frame | None:
+        if len(self.open_times) <= self.silent_opens:
+            raise CaptureError(f"{self.name}: no frame")
+        return super().read()
+
+
+def test_a_camera_that_opens_but_gives_no_frame_is_still_lost_and_backs_off():
+    camera = SilentCamera(silent_opens=4)
+    changes = []
+    with LatestFrameGrabber(camera, reconnect_initial_s=0.02, reconnect_max_s=0.1, on_state=changes.append) as g:
+        assert g.get(timeout=5.0) is not None
+    # no running/lost flapping on each successful open: running only once frames arrive
+    assert [(c.old.value, c.new.value) for c in changes][:2] == [("opening", "lost"), ("lost", "running")]
+    gaps = np.diff(camera.open_times)
+    for gap, expected in zip(gaps, [0.02, 0.04, 0.08, 0.1], strict=True):
+        assert expected * 0.95 <= gap < 1.0  # the back-off grew: it was not reset by the empty opens
