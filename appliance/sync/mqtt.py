@@ -93,6 +93,8 @@ class MqttConnection:
         self._on_message = on_message
         self._clean_start = clean_start
         self._connected = threading.Event()
+        self._connack_event = threading.Event()  # the first connect attempt has an outcome
+        self._awaiting_connack = False
         self._connack_error: str | None = None
         self._suback: dict[int, list] = {}
         self._suback_event = threading.Condition()
@@ -127,9 +129,10 @@ class MqttConnection:
 
     # -- callbacks (paho's network thread) ------------------------------------------------------------
     def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._awaiting_connack = False
         if reason_code.is_failure:
             self._connack_error = str(reason_code)
-            self._connected.set()
+            self._connack_event.set()
             return
         self.session_present = bool(getattr(flags, "session_present", False))
         self._connack_error = None
@@ -139,8 +142,16 @@ class MqttConnection:
         for topic, qos in self.subscriptions:
             client.subscribe(topic, qos=qos)
         self._connected.set()
+        self._connack_event.set()
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._awaiting_connack:
+            # Closed before CONNACK: with TLS 1.3 a rejected client certificate shows up only here.
+            self._connack_error = f"connection closed before CONNACK ({reason_code}); is the client certificate " \
+                                  "issued by the broker's CA?"
+            self._awaiting_connack = False
+            self._connack_event.set()
+            return
         self._connected.clear()
         log.info("MQTT disconnected: %s", reason_code)
 
@@ -166,6 +177,9 @@ class MqttConnection:
     # -- API --------------------------------------------------------------------------------------------
     def connect(self, timeout: float = 15.0) -> MqttConnection:
         s = self.settings
+        self._connack_event.clear()
+        self._connack_error = None
+        self._awaiting_connack = True
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = s.session_expiry_s
         if self._receive_maximum:
@@ -178,7 +192,7 @@ class MqttConnection:
         except OSError as e:
             raise SyncError(f"cannot reach the broker at {s.host}:{s.port}: {e.strerror or e}") from None
         self.client.loop_start()
-        if not self._connected.wait(timeout):
+        if not self._connack_event.wait(timeout):
             self.close()
             raise SyncError(f"no answer from the broker at {s.host}:{s.port} within {timeout:.0f} s")
         if self._connack_error:
