@@ -37,6 +37,10 @@ class ModelsConfig(Section):
         "face-mesh", description="Landmark model id used for 5-point alignment; empty to align on detector keypoints."
     )
     embedder: str = Field("mobilefacenet-int8", description="Embedder id from the manifest (int8 default, fp32).")
+    embed_flip: bool = Field(
+        True, description="Average the embeddings of the face and its mirror image (more accurate, 2x embed time). "
+        "The watchlist must be enrolled with the same setting."
+    )
 
 
 class CaptureConfig(Section):
@@ -90,7 +94,8 @@ class TrackerConfig(Section):
     max_missed_frames: int = Field(15, ge=1, le=300, description="Frames a track survives unseen.")
     max_looks: int = Field(3, ge=1, le=20, description="Most embeddings per track (its best looks).")
     min_improvement: float = Field(
-        1.15, ge=1.0, le=10.0, description="A new look is embedded only if its quality beats the best so far by this factor."
+        1.15, ge=1.0, le=10.0,
+        description="A new look is embedded only if its quality beats the best so far by this factor.",
     )
 
 

@@ -16,6 +16,8 @@ COMMAND_MODULES = [
     "keys",
     "watchlist",
     "detect",
+    "identify",
+    "eval",
     "selftest",
     "provision",
 ]

@@ -37,7 +37,7 @@ def make_anchors(input_size: int) -> np.ndarray:
 
 def decode(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, input_size: int, min_score: float):
     """Decode raw outputs to (boxes (M,4) x1y1x2y2, keypoints (M,6,2), scores (M,)) in [0,1] input units."""
-    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1), -100.0, 100.0)))
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1).astype(np.float64), -100.0, 100.0)))
     keep = scores >= min_score
     reg, anc, scores = regressors.reshape(-1, 16)[keep] / input_size, anchors[keep], scores[keep]
     centre = anc + reg[:, 0:2]

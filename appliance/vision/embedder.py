@@ -11,8 +11,12 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 class FaceEmbedder:
-    def __init__(self, model: TFLiteModel, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """`flip`: also embed the mirror image and average the two (measured on LFW: +0.45 points TAR at
+    FAR 1e-4 and +2.4 points TPIR at FPIR 1e-3, for twice the embedding time; docs/accuracy.md)."""
+
+    def __init__(self, model: TFLiteModel, mean=IMAGENET_MEAN, std=IMAGENET_STD, flip: bool = True):
         self.model = model
+        self.flip = flip
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
         self.input = model.inputs[0]
@@ -20,6 +24,13 @@ class FaceEmbedder:
         self.size = int(self.output.shape[-1])
 
     def embed(self, aligned_rgb: np.ndarray) -> np.ndarray:
+        """L2-normalised embedding of one aligned 112x112 RGB face."""
+        v = self._raw(aligned_rgb)
+        if self.flip:
+            v = v / max(float(np.linalg.norm(v)), 1e-12) + self._raw(np.ascontiguousarray(aligned_rgb[:, ::-1]))
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+    def _raw(self, aligned_rgb: np.ndarray) -> np.ndarray:
         x = (aligned_rgb.astype(np.float32) / 255.0 - self.mean) / self.std
         if self.input.quantised:
             info = np.iinfo(self.input.dtype)

@@ -25,6 +25,10 @@ from appliance.vision.types import AlignedFace, Face
 
 # A second face at least this big (relative to the largest) makes an enrolment photo ambiguous.
 SEVERAL_FACES_RATIO = 0.4
+# Portraits (reference photos, LFW): the face fills much of the picture, which BlazeFace full range
+# under-scores. One whole-picture pass with a wide border; a lower score is tried only if nothing is found.
+PORTRAIT_MARGIN = 0.5
+PORTRAIT_RETRY_SCORE = 0.3
 
 
 class StageTimings:
@@ -69,6 +73,9 @@ class FacePipeline:
         self.embedder_spec = embedder_spec
         self.detector_spec = detector_spec
         self.timings = StageTimings()
+        self.portrait_detector = FaceDetector(
+            detector.model, detector.score_threshold, detector.nms_iou, (1,), 0.0, detector.max_faces, PORTRAIT_MARGIN
+        )
 
     @classmethod
     def from_config(cls, config: Config) -> FacePipeline:
@@ -89,7 +96,7 @@ class FacePipeline:
             landmarker = MeshLandmarker(load(config.models.landmarks, "landmarks")[0])
         emb_model, emb_spec = load(config.models.embedder, "embedder")
         mean, std = emb_spec.input.get("mean"), emb_spec.input.get("std")
-        embedder = FaceEmbedder(emb_model, *([mean, std] if mean and std else []))
+        embedder = FaceEmbedder(emb_model, *([mean, std] if mean and std else []), flip=config.models.embed_flip)
         return cls(config, detector, landmarker, embedder, emb_spec, det_spec)
 
     @property
@@ -100,10 +107,23 @@ class FacePipeline:
     def embedder_sha256(self) -> str:
         return self.embedder_spec.sha256
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Face]:
-        """Detections with their quality verdicts, largest first. Nothing is embedded yet."""
+    def detect(self, frame_bgr: np.ndarray, portrait: bool = False) -> list[Face]:
+        """Detections with their quality verdicts, largest first. Nothing is embedded yet.
+
+        `portrait` is for still photos of one or a few people (enrolment, evaluation), not for the street.
+        """
         with self.timings.stage("detect"):
-            detections = self.detector.detect(frame_bgr)
+            if portrait:
+                detections = self.portrait_detector.detect(frame_bgr)
+                if not detections:
+                    retry = self.portrait_detector
+                    saved, retry.score_threshold = retry.score_threshold, PORTRAIT_RETRY_SCORE
+                    try:
+                        detections = retry.detect(frame_bgr)
+                    finally:
+                        retry.score_threshold = saved
+            else:
+                detections = self.detector.detect(frame_bgr)
         with self.timings.stage("quality"):
             gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
             faces = [Face(detection=d, quality=assess(gray, d, self.config.quality)) for d in detections]
@@ -134,7 +154,7 @@ class FacePipeline:
 
     def enrol(self, image_bgr: np.ndarray) -> Enrolment:
         """Enrol a reference photo: exactly one clear, frontal, sharp face, or a refusal with the reason."""
-        faces = self.detect(image_bgr)
+        faces = self.detect(image_bgr, portrait=True)
         if not faces:
             return Enrolment(False, "no_face")
         if len(faces) > 1 and faces[1].detection.width >= SEVERAL_FACES_RATIO * faces[0].detection.width:

@@ -1,0 +1,73 @@
+"""`appliance eval --data DIR [--json] [--out DIR] [--calibrate]`: measure the pipeline's accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from appliance.cli.common import add_config_args, config_from_args
+from appliance.evaluation.embed_dataset import embed_dataset
+from appliance.evaluation.lfw import load_dataset
+from appliance.evaluation.lfw_eval import evaluate
+from appliance.evaluation.report import write_report
+from appliance.matching.threshold import resolve_threshold
+from appliance.runtime.manifest import write_calibration
+from appliance.vision.pipeline import FacePipeline
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="measure verification and open-set accuracy on an LFW-style folder")
+    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="Name/Name_0001.jpg folders + pairs.txt")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object (default: summary)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write report.md, plots and failures here")
+    p.add_argument("--calibrate", action="store_true",
+                   help="write the measured threshold (FPIR <= 1e-3) and floor into models/manifest.toml")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    add_config_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    pipe = FacePipeline.from_config(config)
+    dataset = load_dataset(args.data)
+    emb = embed_dataset(pipe, dataset, progress=False if args.no_progress else None)
+    threshold = resolve_threshold(config.matcher, pipe.embedder_spec)
+    result, raw = evaluate(dataset, emb, pipe.model_id, threshold)
+    command = "appliance " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.out:
+        write_report(result, raw, dataset.root, args.out, command)
+    if args.calibrate:
+        cal = result["calibration"]
+        path = write_calibration(pipe.model_id, {
+            "threshold": cal["threshold"],
+            "floor": cal["floor"],
+            "target_fpir": cal["target_fpir"],
+            "evidence": {
+                "dataset": str(dataset.root.name),
+                "images": result["images"],
+                "no_face": result["no_face"],
+                "gallery_size": result["open_set"]["gallery_size"],
+                "mated_probes": result["open_set"]["mated_probes"],
+                "non_mated_probes": result["open_set"]["non_mated_probes"],
+                "floor_fpir": cal["floor_fpir"],
+                "tar_at_far": result["tar_at_far"],
+                "pairs_accuracy": result.get("pairs", {}).get("accuracy"),
+                "command": command,
+                "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        }, config.models.dir)
+        print(f"calibrated {pipe.model_id}: threshold {cal['threshold']} floor {cal['floor']} -> {path}",
+              file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        o = result["open_set"]
+        print(f"{result['model']}: pairs accuracy {result.get('pairs', {}).get('accuracy', float('nan')):.4f}, "
+              f"TAR@FAR1e-4 {result['tar_at_far']['1e-4']:.4f}, threshold {result['threshold']:.4f}: "
+              f"TPIR {o['tpir_at_threshold']:.4f} FPIR {o['fpir_at_threshold']:.5f}")
+    return 0

@@ -1,0 +1,139 @@
+"""`appliance eval`: verification and open-set identification accuracy of the whole pipeline on LFW.
+
+Open-set protocol (contract): the first image of every identity with at least two images is enrolled;
+the other images of those identities are mated probes; images of identities not enrolled are non-mated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from appliance.evaluation import metrics
+from appliance.evaluation.embed_dataset import DatasetEmbeddings
+from appliance.evaluation.lfw import Dataset
+
+FARS = (1e-3, 1e-4, 1e-5)
+FPIRS = (1e-2, 1e-3)
+TARGET_FPIR = 1e-3  # the shipped threshold keeps false alerts at or below 1 in 1,000 passers-by
+FLOOR_FPIR = 1e-2  # configuration may never go where more than 1 in 100 would raise a false alert
+
+
+def ceil4(x: float) -> float:
+    """Round a threshold up, never down: a rounded-down threshold would let more false alerts through."""
+    return math.ceil(x * 1e4) / 1e4
+
+
+@dataclass
+class Comparisons:
+    genuine: np.ndarray
+    impostor: np.ndarray
+    worst_genuine: list[tuple[float, str, str]]
+
+
+def all_pairs(emb: DatasetEmbeddings, identity: list[str], worst: int = 12) -> Comparisons:
+    """Every genuine pair against every impostor pair (upper triangle of the similarity matrix)."""
+    e = emb.embeddings
+    missing = np.isnan(e).any(axis=1)
+    sims = np.nan_to_num(e, nan=0.0) @ np.nan_to_num(e, nan=0.0).T
+    sims[missing, :] = -np.inf
+    sims[:, missing] = -np.inf
+    ids = np.unique(np.array(identity), return_inverse=True)[1]
+    iu, ju = np.triu_indices(len(e), k=1)
+    same = ids[iu] == ids[ju]
+    values = sims[iu, ju]
+    genuine = values[same]
+    order = np.argsort(genuine)[:worst]
+    gi, gj = iu[same][order], ju[same][order]
+    worst_pairs = [(float(genuine[k]), emb.keys[a], emb.keys[b]) for k, a, b in zip(order, gi, gj, strict=True)]
+    return Comparisons(genuine, values[~same], worst_pairs)
+
+
+def open_set_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gallery indices, mated probe indices, non-mated probe indices) per the contract."""
+    by_id: dict[str, list[int]] = {}
+    for i, name in enumerate(dataset.identity):
+        by_id.setdefault(name, []).append(i)
+    gallery, mated, nonmated = [], [], []
+    for idx in by_id.values():
+        if len(idx) >= 2:
+            gallery.append(idx[0])
+            mated.extend(idx[1:])
+        else:
+            nonmated.extend(idx)
+    return np.array(gallery), np.array(mated), np.array(nonmated)
+
+
+def open_set(dataset: Dataset, emb: DatasetEmbeddings) -> tuple[metrics.OpenSetScores, int]:
+    gallery, mated, nonmated = open_set_split(dataset)
+    ids = np.array(dataset.identity)
+    probes = np.concatenate([mated, nonmated])
+    is_mated = np.zeros(len(probes), bool)
+    is_mated[: len(mated)] = True
+    scores = metrics.open_set_search(emb.embeddings[gallery], ids[gallery], emb.embeddings[probes], ids[probes],
+                                     is_mated)
+    return scores, len(gallery)
+
+
+def pair_scores(dataset: Dataset, emb: DatasetEmbeddings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    index = {k: i for i, k in enumerate(emb.keys)}
+    e = emb.embeddings
+    a = np.array([index[p.a] for p in dataset.pairs])
+    b = np.array([index[p.b] for p in dataset.pairs])
+    scores = np.einsum("ij,ij->i", e[a], e[b])
+    scores[np.isnan(scores)] = -np.inf
+    same = np.array([p.same for p in dataset.pairs])
+    folds = np.array([p.fold for p in dataset.pairs])
+    return scores, same, folds
+
+
+def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold: float) -> tuple[dict, dict]:
+    """The eval JSON (contract) and the raw material for the report."""
+    result: dict = {
+        "model": model_id,
+        "threshold": round(threshold, 4),
+        "images": len(dataset.images),
+        "no_face": len(emb.no_face),
+    }
+    if dataset.pairs:
+        scores, same, folds = pair_scores(dataset, emb)
+        acc, std = metrics.kfold_accuracy(scores, same, folds)
+        result["pairs"] = {"accuracy": round(acc, 5), "std": round(std, 5), "folds": int(dataset.folds),
+                           "pairs": len(dataset.pairs)}
+    comps = all_pairs(emb, dataset.identity)
+    tar = {}
+    far_thresholds = {}
+    for far in FARS:
+        t, thr = metrics.tar_at_far(comps.genuine, comps.impostor, far)
+        tar[f"{far:.0e}".replace("e-0", "e-")] = round(t, 5)
+        far_thresholds[f"{far:.0e}".replace("e-0", "e-")] = round(thr, 4)
+    result["tar_at_far"] = tar
+    result["all_pairs"] = {"genuine": len(comps.genuine), "impostor": len(comps.impostor),
+                           "threshold_at_far": far_thresholds}
+    os_scores, gallery_size = open_set(dataset, emb)
+    calibrated = metrics.threshold_for_fpir(os_scores, TARGET_FPIR)
+    floor = metrics.threshold_for_fpir(os_scores, FLOOR_FPIR)
+    result["open_set"] = {
+        "gallery_size": gallery_size,
+        "mated_probes": len(os_scores.mated_top_score),
+        "non_mated_probes": len(os_scores.nonmated_top_score),
+        "tpir_at_fpir": {
+            f"{f:.0e}".replace("e-0", "e-"): round(
+                metrics.tpir_at_threshold(os_scores, metrics.threshold_for_fpir(os_scores, f)), 5)
+            for f in FPIRS
+        },
+        "tpir_at_threshold": round(metrics.tpir_at_threshold(os_scores, threshold), 5),
+        "fpir_at_threshold": round(metrics.fpir_at_threshold(os_scores, threshold), 6),
+        "rank1": round(float(os_scores.mated_correct.mean()), 5),
+    }
+    result["calibration"] = {
+        "target_fpir": TARGET_FPIR,
+        "threshold": ceil4(calibrated),
+        "floor_fpir": FLOOR_FPIR,
+        "floor": ceil4(floor),
+    }
+    result["quality_gate"] = dict(emb.quality_reasons)
+    raw = {"comparisons": comps, "open_set": os_scores, "no_face": emb.no_face}
+    return result, raw
