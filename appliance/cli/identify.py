@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gallery", type=Path, required=True, metavar="DIR", help="one sub-folder of photos per person")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="one JSON line per image")
-    p.add_argument("--threshold", type=float, help="cosine threshold (default: the calibrated one; never below the floor)")
+    p.add_argument("--threshold", type=float,
+                   help="cosine threshold (default: the calibrated one; never below the floor)")
     add_config_args(p)
     p.set_defaults(func=run)
 
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             if not results:
                 print(f"{path}: no face")
             for r in results:
-                verdict = f"{r['match']} (score {r['score']:.3f})" if r["match"] else f"no match (best {r['score']:.3f})"
+                score = f"{r['score']:.3f}"
+                verdict = f"{r['match']} (score {score})" if r["match"] else f"no match (best {score})"
                 print(f"{path}: face at {r['box']}: {verdict}")
     return 0

@@ -56,7 +56,7 @@ def test_weighted_nms_merges_a_cluster_and_keeps_separate_faces():
 
 
 def test_weighted_nms_empty_and_max_out():
-    b, k, s = weighted_nms(np.zeros((0, 4), np.float32), np.zeros((0, 6, 2), np.float32), np.zeros(0, np.float32),
+    b, _, s = weighted_nms(np.zeros((0, 4), np.float32), np.zeros((0, 6, 2), np.float32), np.zeros(0, np.float32),
                            0.3, 5)
     assert b.shape == (0, 4) and len(s) == 0
     boxes = np.array([[i * 20, 0, i * 20 + 10, 10] for i in range(8)], np.float32)
