@@ -1,0 +1,59 @@
+"""`appliance eval` on the real LFW set: the contract's keys, the accuracy it must reach, and its report.
+
+This runs the whole pipeline over all 5,367 LFW images (about half a minute on two cores).
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from appliance.runtime.manifest import load_manifest
+
+
+@pytest.fixture(scope="module")
+def evaluation(tmp_path_factory, lfw_dir):
+    out = tmp_path_factory.mktemp("eval")
+    r = subprocess.run([sys.executable, "-m", "appliance", "eval", "--data", str(lfw_dir), "--json", "--out",
+                        str(out), "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout), out
+
+
+def test_contract_keys(evaluation):
+    result, _ = evaluation
+    assert isinstance(result["model"], str) and isinstance(result["threshold"], float)
+    assert result["images"] == 5367 and isinstance(result["no_face"], int)
+    assert set(result["pairs"]) >= {"accuracy", "folds"}
+    assert set(result["tar_at_far"]) == {"1e-3", "1e-4", "1e-5"}
+    o = result["open_set"]
+    assert set(o) >= {"gallery_size", "mated_probes", "non_mated_probes", "tpir_at_fpir", "tpir_at_threshold",
+                      "fpir_at_threshold"}
+    assert set(o["tpir_at_fpir"]) == {"1e-2", "1e-3"}
+    assert o["gallery_size"] + o["mated_probes"] + o["non_mated_probes"] == result["images"]
+
+
+def test_accuracy_meets_the_bar(evaluation):
+    result, _ = evaluation
+    assert result["pairs"]["accuracy"] >= 0.99
+    assert result["tar_at_far"]["1e-4"] >= 0.95
+
+
+def test_shipped_threshold_is_the_calibrated_one(evaluation):
+    """The manifest's threshold is what eval calibrates for FPIR <= 1e-3 with today's code."""
+    result, _ = evaluation
+    cal = load_manifest().get(result["model"]).calibration
+    assert result["threshold"] == pytest.approx(cal.threshold)
+    assert result["calibration"]["threshold"] == pytest.approx(cal.threshold, abs=1e-4), (
+        "the pipeline changed since the last calibration: run `appliance eval --data ../shared/data/lfw --calibrate`"
+    )
+    assert result["open_set"]["fpir_at_threshold"] <= 1e-3
+
+
+def test_report_files(evaluation):
+    _, out = evaluation
+    for name in ["report.md", "det.png", "scores.png", "eval.json", "worst_genuine_pairs.png"]:
+        assert (out / name).stat().st_size > 0, name
+    report = (out / "report.md").read_text()
+    assert "Open-set identification" in report and "Worst genuine pairs" in report
