@@ -113,6 +113,18 @@ class MatcherConfig(Section):
     top_k: int = Field(5, ge=1, le=100, description="Candidates returned per face.")
 
 
+class AlertConfig(Section):
+    min_looks: int = Field(
+        1, ge=1, le=10,
+        description="Looks of one track that must match the same subject at or above the threshold before it "
+        "alerts (see docs/accuracy.md for the measured effect).",
+    )
+    cooldown_s: float = Field(
+        120.0, ge=0, le=86400, description="After an alert for a subject, its further matches are not re-alerted "
+        "for this many seconds."
+    )
+
+
 class DeviceConfig(Section):
     id: str = Field("van-dev", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Device id.")
     data_dir: Path = Field(Path("/var/lib/appliance"), description="All state lives here, encrypted.")
@@ -170,6 +182,7 @@ class Config(Section):
     quality: QualityConfig = QualityConfig()
     tracker: TrackerConfig = TrackerConfig()
     matcher: MatcherConfig = MatcherConfig()
+    alerts: AlertConfig = AlertConfig()
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig = MqttConfig()
     watchlist: WatchlistConfig = WatchlistConfig()
