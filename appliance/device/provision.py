@@ -190,7 +190,7 @@ def provision(
     device = data.setdefault("device", {})
     device["id"] = device_id
     if data_dir is not None:
-        device["data_dir"] = str(data_dir)
+        device["data_dir"] = str(Path(data_dir).resolve())
     if key_provider is not None:
         data.setdefault("storage", {})["key_provider"] = key_provider
     if source is not None:
