@@ -173,6 +173,33 @@ class WatchlistConfig(Section):
     )
 
 
+class ConsoleConfig(Section):
+    enabled: bool = Field(True, description="Serve the in-van console (the officers' web page) from the daemon.")
+    bind: str = Field(
+        "127.0.0.1", min_length=1, max_length=255,
+        description="Address the console listens on: 127.0.0.1 for a screen on the device itself, or the van "
+        "LAN address for a tablet (then set secure_cookies and put TLS in front).",
+    )
+    port: int = Field(8080, ge=1, le=65535, description="TCP port of the console.")
+    session_minutes: float = Field(
+        20.0, gt=0, le=24 * 60, description="An officer is logged out after this many minutes without a touch."
+    )
+    session_max_hours: float = Field(
+        12.0, gt=0, le=48, description="Hard limit on one login, however active (about one shift)."
+    )
+    secure_cookies: bool = Field(
+        False, description="Mark the session cookie Secure (HTTPS only); needed whenever the console is not on "
+        "localhost."
+    )
+    max_failed_logins: int = Field(
+        5, ge=1, le=100, description="Failed PINs in a row before an officer id is locked out for a while."
+    )
+    lockout_s: float = Field(
+        60.0, gt=0, le=24 * 3600, description="First lockout after max_failed_logins; it doubles on each further "
+        "failure, up to 16 times this."
+    )
+
+
 class Config(Section):
     device: DeviceConfig = DeviceConfig()
     runtime: RuntimeConfig = RuntimeConfig()
@@ -186,6 +213,7 @@ class Config(Section):
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig = MqttConfig()
     watchlist: WatchlistConfig = WatchlistConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
 
 def format_validation_error(err: ValidationError, origin: str) -> str:
