@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -33,19 +34,25 @@ class WatchlistReceiver:
     model_id: str
     dim: int | None = None
     on_applied: Callable[[WatchlistStore], None] | None = None  # e.g. swap the matcher's gallery
+    timings: dict = field(default_factory=dict)  # seconds per step of the last bundle (make bench)
 
     def process(self, path: Path, *, transfer_id: str | None = None) -> dict:
         """Apply the bundle at `path` or refuse it; returns the ack payload (schema watchlist_ack/1)."""
         now = utcnow()
         header = None
+        self.timings = {}
         try:
+            t0 = time.perf_counter()
             opened = open_bundle(path, self.verify_key, self.device_id, self.device_key)
             header = opened.header
             self.store.check_header(header, model_id=self.model_id, now=now)
+            self.timings["verify_s"] = time.perf_counter() - t0
             log.info("applying watchlist %s v%s (%s, %d entries)", header["watchlist_id"], header["version"],
                      header["kind"], header["entry_count"])
+            t0 = time.perf_counter()
             active = self.store.apply(opened, model_id=self.model_id, now=now, transfer_id=transfer_id,
                                       dim=self.dim)
+            self.timings["apply_s"] = time.perf_counter() - t0
         except BundleRefused as e:
             header = e.header or header
             digest = _safe_sha256(path)
@@ -61,7 +68,9 @@ class WatchlistReceiver:
         log.info("watchlist %s v%s applied: %d subjects, hash %s", active["watchlist_id"], active["version"],
                  active["subjects"], active["watchlist_sha256"][:16])
         if self.on_applied is not None:
+            t0 = time.perf_counter()
             self.on_applied(self.store)
+            self.timings["swap_s"] = time.perf_counter() - t0
         return self._ack("applied", transfer_id, opened.file_sha256, header, None, None,
                          watchlist_sha256=active["watchlist_sha256"])
 

@@ -1,152 +1,26 @@
-"""A real TLS Mosquitto for integration tests, configured from deploy/mosquitto/ (the deployed config and ACL).
+"""A real TLS Mosquitto for integration tests (appliance.sync.local_broker: the deployed config and ACL).
 
     def test_x(tls_broker):                      # fixture in tests/integration/conftest.py
         s = tls_broker.settings("van-01")        # MqttSettings: TLS, client cert with CN van-01
+        tls_broker.mqtt_config("van-01")         # the [mqtt] section of an appliance config
         tls_broker.stop(); tls_broker.start()    # restart on the same port (persistence kept)
-
-Client certificates exist for tls_broker.CLIENTS; `tls_broker.issue(name)` makes another. The broker runs
-on a free port on 127.0.0.1, is started by PID and stopped by PID (never by name).
 """
 
 from __future__ import annotations
 
-import os
-import pwd
-import re
-import shutil
-import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from appliance.paths import PROJECT_ROOT
+from appliance.sync.local_broker import TlsBroker, free_port, make_pki, missing_tools
 
-DEPLOY = PROJECT_ROOT / "deploy" / "mosquitto"
-ISSUE = DEPLOY / "issue-cert.sh"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def issue(pki: Path, *args: str) -> None:
-    subprocess.run([str(ISSUE), args[0], str(pki), *args[1:]], check=True, capture_output=True, text=True)
-
-
-def make_pki(pki: Path, clients: list[str]) -> Path:
-    issue(pki, "ca")
-    issue(pki, "server", "localhost", "127.0.0.1")
-    for c in clients:
-        issue(pki, "client", c)
-    return pki
-
-
-def broker_config(pki: Path, workdir: Path, port: int) -> str:
-    """deploy/mosquitto/mosquitto.conf with the paths and the port of this test run substituted."""
-    text = (DEPLOY / "mosquitto.conf").read_text()
-    subs = {
-        "persistence_location": f"{workdir}/",
-        "listener": f"{port} 127.0.0.1",
-        "cafile": str(pki / "ca.crt"),
-        "certfile": str(pki / "server.crt"),
-        "keyfile": str(pki / "server.key"),
-        "acl_file": str(DEPLOY / "lfr.acl"),
-    }
-    for key, value in subs.items():
-        text, n = re.subn(rf"(?m)^{key} .*$", f"{key} {value}", text)
-        assert n == 1, f"{key} not found exactly once in mosquitto.conf"
-    # Stay the current user (as root, mosquitto would otherwise switch to 'mosquitto' and lose the keys).
-    text += f"\nuser {pwd.getpwuid(os.geteuid()).pw_name}\nlog_dest stdout\nlog_type error\nlog_type warning\n"
-    text += "log_type notice\nlog_type information\n"
-    return text
-
-
-class TlsBroker:
-    CLIENTS = ("control-room", "van-01", "van-02")
-
-    def __init__(self, workdir: Path):
-        self.workdir = Path(workdir)
-        self.pki = make_pki(self.workdir / "pki", list(self.CLIENTS))
-        self.port = free_port()
-        self.host = "127.0.0.1"
-        self.conf = self.workdir / "mosquitto.conf"
-        self.conf.write_text(broker_config(self.pki, self.workdir, self.port))
-        self.log = self.workdir / "mosquitto.log"
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtts://{self.host}:{self.port}"
-
-    @property
-    def ca(self) -> Path:
-        return self.pki / "ca.crt"
-
-    def cert(self, name: str) -> Path:
-        return self.pki / f"{name}.crt"
-
-    def key(self, name: str) -> Path:
-        return self.pki / f"{name}.key"
-
-    def issue(self, name: str) -> None:
-        if not self.cert(name).exists():
-            issue(self.pki, "client", name)
-
-    def settings(self, name: str, client_id: str | None = None, **kw):
-        from appliance.sync.mqtt import MqttSettings
-
-        self.issue(name)
-        return MqttSettings.from_url(self.url, client_id or name, ca_file=self.ca, cert_file=self.cert(name),
-                                     key_file=self.key(name), **kw)
-
-    def mqtt_config(self, name: str) -> dict:
-        """The [mqtt] section of an appliance config for client `name`."""
-        self.issue(name)
-        return {"broker": self.url, "ca_file": str(self.ca), "cert_file": str(self.cert(name)),
-                "key_file": str(self.key(name))}
-
-    def start(self, timeout: float = 10.0) -> None:
-        assert self.proc is None, "broker already running"
-        logf = open(self.log, "ab")  # noqa: SIM115 - kept open for the broker's lifetime
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=logf, stderr=subprocess.STDOUT)
-        logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("mosquitto did not start listening")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+__all__ = ["TlsBroker", "free_port", "make_pki", "tls_broker_or_skip"]
 
 
 def tls_broker_or_skip(workdir: Path) -> TlsBroker:
-    for tool in ("mosquitto", "openssl"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed (apt-get install mosquitto openssl; .ci/run does it)")
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (apt-get install mosquitto openssl; .ci/run does it)")
     broker = TlsBroker(workdir)
     broker.start()
     return broker
