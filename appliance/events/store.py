@@ -1,0 +1,333 @@
+"""The encrypted events database: alerts (with the live crop), decisions, and the outbox.
+
+Every alert and decision is written together with its outbox row in ONE committed transaction before
+anything is published, so an event that exists is an event that will be delivered (principle 4).
+Subscribers (the console) are told after the commit. One connection, serialised by a lock: the daemon's
+hot path, the publisher thread and the console's server all share it, and each call is short.
+
+Outbox rows carry the payload JSON; an alert's crop is NOT copied into it (the crop lives only in
+alerts.crop_jpeg, where retention can NULL it) and is filled in when the row is published.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+from appliance.errors import ApplianceError
+from appliance.events.models import DECISIONS, Alert, Decision, utc_now_iso
+from appliance.events.schemas import check_payload
+from appliance.storage import KeyProvider, Migration, Migrations, open_db
+
+log = logging.getLogger(__name__)
+
+TOPICS = ("alerts", "decisions", "deployments")  # outbox topic suffixes: lfr/v1/devices/{device}/<suffix>
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    c = db.conn
+    c.execute("""CREATE TABLE alerts (
+        event_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, device_id TEXT NOT NULL, deployment_id TEXT,
+        subject_id TEXT NOT NULL, category TEXT NOT NULL, score REAL NOT NULL, threshold REAL NOT NULL,
+        track_id INTEGER NOT NULL, looks INTEGER, model_id TEXT NOT NULL, watchlist_id TEXT NOT NULL,
+        watchlist_version INTEGER NOT NULL, watchlist_sha256 TEXT,
+        crop_jpeg BLOB)""")  # its own column: retention sets it to NULL
+    c.execute("CREATE INDEX alerts_created ON alerts (created_at)")
+    c.execute("CREATE INDEX alerts_deployment ON alerts (deployment_id)")
+    c.execute(f"""CREATE TABLE decisions (
+        event_id TEXT PRIMARY KEY, alert_id TEXT NOT NULL REFERENCES alerts(event_id),
+        created_at TEXT NOT NULL, device_id TEXT NOT NULL, officer_id TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ({", ".join(repr(d) for d in DECISIONS)})), note TEXT)""")
+    c.execute("CREATE INDEX decisions_alert ON decisions (alert_id, created_at)")
+    c.execute(f"""CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL CHECK (topic IN ({", ".join(repr(t) for t in TOPICS)})),
+        event_id TEXT NOT NULL UNIQUE, payload TEXT NOT NULL, created_at TEXT NOT NULL,
+        sent_at TEXT, received_at TEXT)""")
+    c.execute("CREATE INDEX outbox_unsent ON outbox (sent_at, id)")
+    c.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    # The outbox stream id: the receiver orders by (stream, outbox id); a re-provisioned database is a new stream.
+    c.execute("INSERT INTO meta (key, value) VALUES ('stream_id', ?)", (os.urandom(8).hex(),))
+
+
+EVENTS_MIGRATIONS = Migrations("events", [Migration(1, "alerts, decisions, outbox", _v1)])
+
+_ALERT_COLS = ("event_id", "created_at", "device_id", "deployment_id", "subject_id", "category", "score",
+               "threshold", "track_id", "looks", "model_id", "watchlist_id", "watchlist_version",
+               "watchlist_sha256")
+_DECISION_COLS = ("event_id", "alert_id", "created_at", "device_id", "officer_id", "decision", "note")
+
+Listener = Callable[[str, dict], None]
+WriteHook = Callable[[sqlite_utils.Database, str, object], None]
+
+
+class EventStore:
+    """Alerts, decisions and the outbox in the encrypted events database. Thread-safe."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path | None = None):
+        self.db = db
+        self.path = path
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+        self._write_hooks: list[WriteHook] = []
+        self._sent_event = threading.Condition(self._lock)
+        self._new_outbox = threading.Event()  # wakes the publisher
+
+    @classmethod
+    def open(cls, data_dir: Path, key_provider: KeyProvider, *, create: bool = True) -> EventStore:
+        path = Path(data_dir) / "events.db"
+        return cls(open_db(path, key_provider, migrations=EVENTS_MIGRATIONS, create=create), path)
+
+    @classmethod
+    def from_config(cls, config) -> EventStore:
+        from appliance.storage import key_provider_from_config
+
+        return cls.open(config.device.data_dir, key_provider_from_config(config))
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    # -- notification --------------------------------------------------------------------------------
+    def subscribe(self, callback: Listener) -> Callable[[], None]:
+        """Call `callback(kind, data)` after each commit: kind "alert" (summary, no crop), "decision", or
+        "outbox" ({"backlog": n}, when rows are sent). Runs in the writer's thread: keep it short and hand
+        over (asyncio: loop.call_soon_threadsafe). Returns a function that unsubscribes."""
+        with self._lock:
+            self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._listeners:
+                    self._listeners.remove(callback)
+        return unsubscribe
+
+    def add_write_hook(self, hook: WriteHook) -> None:
+        """Call `hook(db, kind, obj)` INSIDE the transaction of every write (kind "alert", "decision",
+        "deployment"): e.g. the audit chain appends its entry atomically with the event."""
+        with self._lock:
+            self._write_hooks.append(hook)
+
+    def _notify(self, kind: str, data: dict) -> None:
+        for cb in list(self._listeners):
+            try:
+                cb(kind, data)
+            except Exception:  # a broken listener must not undo or block a committed event
+                log.exception("event listener failed on %s", kind)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """Lock + one transaction, for callers that write several things atomically (use enqueue() inside)."""
+        with self._lock, self.db.atomic():
+            yield self.db
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def add_alert(self, alert: Alert) -> None:
+        """Store the alert and its outbox row in one transaction (committed on return), then notify."""
+        payload = alert.to_payload(with_crop=False)  # validates; the crop is filled in at publish time
+        with self.transaction():
+            row = {c: payload[c] for c in _ALERT_COLS}
+            row["crop_jpeg"] = alert.crop_jpeg
+            self.db.conn.execute(
+                f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+            self.enqueue("alerts", alert.event_id, payload)
+            for hook in self._write_hooks:
+                hook(self.db, "alert", alert)
+        self._new_outbox.set()
+        summary = self.alert(alert.event_id, with_crop=False)
+        self._notify("alert", summary)
+
+    def add_decision(self, decision: Decision) -> None:
+        payload = decision.to_payload()
+        with self.transaction():
+            if self.db.conn.execute("SELECT 1 FROM alerts WHERE event_id = ?", (decision.alert_id,)).fetchone() is None:
+                raise ApplianceError(f"no alert {decision.alert_id} to decide on")
+            self.db.conn.execute(
+                f"INSERT INTO decisions ({', '.join(_DECISION_COLS)}) VALUES ({', '.join('?' * len(_DECISION_COLS))})",
+                tuple(payload[c] for c in _DECISION_COLS))
+            self.enqueue("decisions", decision.event_id, payload)
+            for hook in self._write_hooks:
+                hook(self.db, "decision", decision)
+        self._new_outbox.set()
+        self._notify("decision", {c: payload[c] for c in _DECISION_COLS})
+
+    def add_deployment_event(self, payload: dict) -> None:
+        """Queue a deployment started/ended event (payload per deployment.json) for publishing."""
+        check_payload(payload, "lfr.deployment/1")
+        with self.transaction():
+            self.enqueue("deployments", payload["event_id"], payload)
+            for hook in self._write_hooks:
+                hook(self.db, "deployment", payload)
+        self._new_outbox.set()
+        self._notify("deployment", payload)
+
+    def enqueue(self, topic: str, event_id: str, payload: dict) -> int:
+        """Add an outbox row; call inside transaction(). Returns its id (the per-device sequence number)."""
+        if topic not in TOPICS:
+            raise ValueError(f"outbox topic must be one of {TOPICS}, not {topic!r}")
+        cur = self.db.conn.execute(
+            "INSERT INTO outbox (topic, event_id, payload, created_at) VALUES (?, ?, ?, ?)",
+            (topic, event_id, json.dumps(payload, separators=(",", ":"), sort_keys=True), utc_now_iso()))
+        return int(cur.lastrowid)
+
+    # -- console queries ------------------------------------------------------------------------------
+    def _alert_dict(self, row: tuple, cols: list[str], with_crop: bool) -> dict:
+        d = dict(zip(cols, row, strict=True))
+        crop = d.pop("crop_jpeg", None)
+        d["has_crop"] = bool(d.pop("has_crop", crop is not None))
+        if with_crop:
+            d["crop_jpeg"] = crop
+        dec = self.db.conn.execute(
+            f"SELECT {', '.join(_DECISION_COLS)} FROM decisions WHERE alert_id = ? "
+            "ORDER BY created_at DESC, rowid DESC LIMIT 1", (d["event_id"],)).fetchone()
+        d["latest_decision"] = dict(zip(_DECISION_COLS, dec, strict=True)) if dec else None
+        return d
+
+    def alerts(self, limit: int = 50, before: str | None = None, *, deployment_id: str | None = None) -> list[dict]:
+        """Newest first, without crops (`has_crop` says if there is one); `before`: a created_at to page from.
+        Each dict has the alert's fields plus `latest_decision` (dict or None)."""
+        sql = f"SELECT {', '.join(_ALERT_COLS)}, crop_jpeg IS NOT NULL AS has_crop FROM alerts"
+        where, args = [], []
+        if before is not None:
+            where.append("created_at < ?")
+            args.append(before)
+        if deployment_id is not None:
+            where.append("deployment_id = ?")
+            args.append(deployment_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        args.append(int(limit))
+        cols = [*_ALERT_COLS, "has_crop"]
+        with self._lock:
+            return [self._alert_dict(r, cols, False) for r in self.db.conn.execute(sql, args).fetchall()]
+
+    def alert(self, event_id: str, *, with_crop: bool = True) -> dict | None:
+        """One alert as a dict (with `crop_jpeg` bytes or None unless with_crop=False), or None."""
+        cols = [*_ALERT_COLS, "crop_jpeg"]
+        with self._lock:
+            row = self.db.conn.execute(f"SELECT {', '.join(cols)} FROM alerts WHERE event_id = ?",
+                                       (event_id,)).fetchone()
+            return None if row is None else self._alert_dict(row, cols, with_crop)
+
+    def get_alert(self, event_id: str) -> Alert | None:
+        d = self.alert(event_id)
+        if d is None:
+            return None
+        return Alert(**{c: d[c] for c in _ALERT_COLS}, crop_jpeg=d["crop_jpeg"])
+
+    def crop(self, event_id: str) -> bytes | None:
+        with self._lock:
+            row = self.db.conn.execute("SELECT crop_jpeg FROM alerts WHERE event_id = ?", (event_id,)).fetchone()
+        return row[0] if row else None
+
+    def decisions_for(self, alert_id: str) -> list[dict]:
+        """The alert's decisions, oldest first (the last one counts)."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                f"SELECT {', '.join(_DECISION_COLS)} FROM decisions WHERE alert_id = ? ORDER BY created_at, rowid",
+                (alert_id,)).fetchall()
+        return [dict(zip(_DECISION_COLS, r, strict=True)) for r in rows]
+
+    def counters(self, *, deployment_id: str | None = None) -> dict:
+        """{alerts, confirmed, rejected, unsure, pending, rejected_share}: each alert counts by its latest
+        decision; rejected_share = rejected / decided (None before any decision)."""
+        where = "WHERE a.deployment_id = ?" if deployment_id is not None else ""
+        args = (deployment_id,) if deployment_id is not None else ()
+        with self._lock:
+            rows = self.db.conn.execute(f"""
+                SELECT (SELECT d.decision FROM decisions d WHERE d.alert_id = a.event_id
+                        ORDER BY d.created_at DESC, d.rowid DESC LIMIT 1) AS latest, count(*)
+                FROM alerts a {where} GROUP BY latest""", args).fetchall()
+        by = {k: n for k, n in rows}
+        c = {"alerts": sum(by.values()), "confirmed": by.get("confirm", 0), "rejected": by.get("reject", 0),
+             "unsure": by.get("unsure", 0), "pending": by.get(None, 0)}
+        decided = c["confirmed"] + c["rejected"] + c["unsure"]
+        c["rejected_share"] = round(c["rejected"] / decided, 4) if decided else None
+        return c
+
+    # -- outbox (the publisher) -----------------------------------------------------------------------
+    def outbox_backlog(self) -> int:
+        """Events not yet acknowledged (PUBACK) by the broker."""
+        with self._lock:
+            return int(self.db.conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
+
+    def stream_id(self) -> str:
+        with self._lock:
+            return self.db.conn.execute("SELECT value FROM meta WHERE key = 'stream_id'").fetchone()[0]
+
+    def outbox_unsent(self, after_id: int = 0, limit: int = 100) -> list[dict]:
+        """Unsent rows with id > after_id, oldest first: {id, topic, event_id, payload (dict, crop filled in)}."""
+        return self._outbox_rows("sent_at IS NULL", after_id, limit)
+
+    def outbox_unreceived(self, after_id: int = 0, limit: int = 100) -> list[dict]:
+        """Rows the receiver has not confirmed yet (sent or not), oldest first."""
+        return self._outbox_rows("received_at IS NULL", after_id, limit)
+
+    def _outbox_rows(self, cond: str, after_id: int, limit: int) -> list[dict]:
+        with self._lock:
+            rows = self.db.conn.execute(
+                f"SELECT id, topic, event_id, payload FROM outbox WHERE {cond} AND id > ? ORDER BY id LIMIT ?",
+                (after_id, limit)).fetchall()
+            out = []
+            for rid, topic, event_id, payload in rows:
+                p = json.loads(payload)
+                if topic == "alerts":
+                    crop = self.crop(event_id)
+                    if crop is not None:
+                        p["crop_jpeg_b64"] = base64.b64encode(crop).decode("ascii")
+                out.append({"id": rid, "topic": topic, "event_id": event_id, "payload": p})
+        return out
+
+    def mark_sent(self, ids: list[int]) -> None:
+        """The broker acknowledged these rows (PUBACK)."""
+        if not ids:
+            return
+        now = utc_now_iso()
+        with self.transaction():
+            self.db.conn.executemany("UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
+                                     [(now, i) for i in ids])
+            self._sent_event.notify_all()
+        self._notify("outbox", {"backlog": self.outbox_backlog()})
+
+    def mark_received(self, upto_id: int) -> int:
+        """The control room confirmed every row up to `upto_id` (a cumulative receipt). Returns rows marked."""
+        now = utc_now_iso()
+        with self.transaction():
+            n = self.db.conn.execute(
+                "UPDATE outbox SET received_at = ?, sent_at = coalesce(sent_at, ?) "
+                "WHERE id <= ? AND received_at IS NULL",
+                (now, now, upto_id)).rowcount
+        return n
+
+    def outbox_stats(self) -> dict:
+        with self._lock:
+            total, unsent, unreceived = self.db.conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE sent_at IS NULL), count(*) FILTER (WHERE received_at IS NULL)"
+                " FROM outbox").fetchone()
+        return {"total": total, "unsent": unsent, "unreceived": unreceived}
+
+    def wait_outbox(self, timeout: float) -> bool:
+        """Block the publisher until something new is queued (or timeout). Returns whether it was woken."""
+        woken = self._new_outbox.wait(timeout)
+        self._new_outbox.clear()
+        return woken
+
+    def wait_sent(self, timeout: float) -> bool:
+        """Wait until the backlog is empty (tests, clean shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._sent_event:
+            while self.outbox_backlog():
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._sent_event.wait(left):
+                    return self.outbox_backlog() == 0
+        return True
