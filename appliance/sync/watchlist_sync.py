@@ -41,6 +41,7 @@ class PublishResult:
     acks: dict[str, dict] = field(default_factory=dict)  # device -> ack payload
     seconds_send: float = 0.0
     seconds_ack: float = 0.0
+    ack_received_at: dict[str, float] = field(default_factory=dict)  # device -> wall time (time.time())
 
 
 class AckCollector:
@@ -48,6 +49,7 @@ class AckCollector:
 
     def __init__(self):
         self._acks: dict[tuple[str, str], dict] = {}
+        self.received_at: dict[tuple[str, str], float] = {}
         self._cond = threading.Condition()
 
     def on_message(self, msg) -> None:
@@ -58,8 +60,10 @@ class AckCollector:
             return
         if not isinstance(ack, dict) or ack.get("schema") != ACK_SCHEMA:
             return
+        key = (str(ack.get("device")), str(ack.get("transfer_id")))
         with self._cond:
-            self._acks[(str(ack.get("device")), str(ack.get("transfer_id")))] = ack
+            self._acks[key] = ack
+            self.received_at[key] = time.time()
             self._cond.notify_all()
 
     def wait(self, devices: list[str], transfer_id: str, timeout: float) -> dict[str, dict]:
@@ -136,7 +140,8 @@ def publish_bundle(
         t2 = time.monotonic()
     finally:
         conn.close()
-    return PublishResult(tid.hex(), total, Path(path).stat().st_size, got, t1 - t0, t2 - t1)
+    times = {d: acks.received_at[(d, tid.hex())] for d in got}
+    return PublishResult(tid.hex(), total, Path(path).stat().st_size, got, t1 - t0, t2 - t1, times)
 
 
 # -- device -------------------------------------------------------------------------------------------
