@@ -275,8 +275,11 @@ fi
 
 target="$PREFIX/src[device]"
 [[ -n $WHEEL ]] && target="$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")[device]"
+pip_args=(--quiet --disable-pip-version-check --use-pep517)
+# The system's picamera2/simplejpeg (Pi) and OpenCV (Jetson) need numpy 1.x (see the file's comments).
+[[ $PLATFORM == pi || $PLATFORM == jetson ]] && pip_args+=(--constraint "$PREFIX/src/deploy/constraints-device.txt")
 say "pip: installing $target"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check --use-pep517 "$target"
+"$VENV/bin/pip" install "${pip_args[@]}" "$target"
 if [[ $PLATFORM == jetson ]]; then
     # The pip OpenCV has no GStreamer; JetPack's python3-opencv (visible through system site-packages) has.
     "$VENV/bin/pip" uninstall --quiet -y opencv-python-headless opencv-python 2>/dev/null || true

@@ -58,11 +58,17 @@ def _glibc(wheel: str) -> tuple[int, int]:
     return min(((int(a), int(b)) for a, b in tags), default=(0, 0))
 
 
-@pytest.mark.parametrize("python_version", ["3.11", "3.10"], ids=["py311-pi-debian", "py310-jetpack6"])
-def test_binary_dependencies_resolve_for_aarch64(tmp_path, python_version):
+@pytest.mark.parametrize(
+    ("python_version", "constraints"),
+    [("3.11", None), ("3.11", "constraints-device.txt"), ("3.10", "constraints-device.txt")],
+    ids=["py311-debian12", "py311-pi-numpy1", "py310-jetpack6-numpy1"],
+)
+def test_binary_dependencies_resolve_for_aarch64(tmp_path, python_version, constraints):
     reqs = [str(r) for r in runtime_requirements(python_version) if r.name not in SDIST_ONLY]
     assert any(r.startswith("ai-edge-litert") for r in reqs) and any(r.startswith("numpy") for r in reqs)
     args = ["--only-binary=:all:", "--python-version", python_version, "--implementation", "cp"]
+    if constraints:  # what install.sh uses on a Pi and a Jetson (numpy 1.x for the system's compiled packages)
+        args += ["--constraint", str(PROJECT_ROOT / "deploy" / constraints)]
     for p in PLATFORMS:
         args += ["--platform", p]
     r = _pip_download(tmp_path, args + reqs)
@@ -77,6 +83,9 @@ def test_binary_dependencies_resolve_for_aarch64(tmp_path, python_version):
     print(f"\naarch64 CPython {python_version}: {len(wheels)} wheels, {len(native)} native; highest glibc needed "
           f"{floor[0]}.{floor[1]}:\n  " + "\n  ".join(native))
     assert floor <= DEVICE_GLIBC, f"a wheel needs glibc {floor}, newer than the devices' {DEVICE_GLIBC}"
+    if constraints:
+        (numpy,) = [w for w in native if w.startswith("numpy-")]
+        assert numpy.startswith("numpy-1."), numpy
 
 
 def test_strict_manylinux_2_28_flag_as_the_issue_states(tmp_path):
