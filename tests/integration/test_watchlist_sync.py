@@ -278,3 +278,26 @@ def test_plain_sqlite3_cannot_read_the_watchlist(env):
     raw = db.read_bytes()
     assert b"Aaron" not in raw and b"test warrant" not in raw
     assert np.frombuffer(raw[:16], dtype=np.uint8).tolist() != list(b"SQLite format 3\x00")
+
+
+def test_publish_command(env, tls_broker, capsys):
+    from appliance.cli.main import main
+
+    env.ensure_applied()
+    path = env.build("cli", version=env.store.meta()["version"] + 1)
+    args = ["watchlist", "publish", str(path), "--broker", tls_broker.url, "--device", "van-01",
+            "--ca", str(tls_broker.ca), "--cert", str(tls_broker.cert("control-room")),
+            "--key", str(tls_broker.key("control-room")), "--chunk-bytes", "8192", "--wait-ack", "30"]
+    before = env.service.processed
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "van-01: applied wl-test" in out and "chunks" in out
+    assert env.service.wait_processed(before + 1, 5)
+    assert main(args) == 1  # the same bundle again: refused as a replay, and the exit status says so
+    assert "van-01: refused (replay)" in capsys.readouterr().out
+    env.service.wait_processed(before + 2, 5)
+    # a wrong CA: one clear line, exit 2
+    args[args.index("--ca") + 1] = str(tls_broker.cert("van-01"))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "TLS" in err
