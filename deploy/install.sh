@@ -209,8 +209,13 @@ APT_PACKAGES=(
 )
 case $PLATFORM in
     pi) APT_PACKAGES+=(python3-picamera2 python3-libcamera rpicam-apps-lite) ;;
-    jetson) APT_PACKAGES+=(python3-opencv gstreamer1.0-tools nvidia-l4t-gstreamer) ;;
+    jetson) APT_PACKAGES+=(gstreamer1.0-tools nvidia-l4t-gstreamer) ;;
 esac
+# JetPack may already ship an OpenCV with Python bindings (nvidia-opencv); Ubuntu's python3-opencv would
+# conflict with it, so it is only installed when the system Python has no cv2 at all. Both have GStreamer.
+if [[ $PLATFORM == jetson ]] && ! python3 -c 'import cv2' 2>/dev/null; then
+    APT_PACKAGES+=(python3-opencv)
+fi
 
 if ((NO_APT)); then
     say "skipping apt (--no-apt)"
