@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "selftest",
     "provision",
     "officers",
+    "run",
 ]
 
 

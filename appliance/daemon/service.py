@@ -1,0 +1,288 @@
+"""`appliance run`: the daemon. It builds each part from the configuration and wires them together.
+
+    capture ─▶ FrameProcessor (vision, tracker, matcher, alert rule) ─▶ EventStore (outbox) ─▶ MQTT
+                                                           console (officer) ◀─┘
+    MQTT ─▶ watchlist sync ─▶ WatchlistStore ─▶ MatchService.swap()
+
+Threads: the frame loop (hot path), the capture grabber, the watchlist sync, the outbox publisher, the
+status publisher, the console server and the systemd watchdog. Logs: one line per state change, never per
+frame, never anything biometric.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from appliance.alerts.rule import AlertRule
+from appliance.capture import open_source
+from appliance.capture.latest import LatestFrameGrabber, StateChange
+from appliance.config import Config, load_config
+from appliance.daemon.frames import AlertEvidence, Counters, FrameProcessor
+from appliance.device.notify import Notifier, Watchdog
+from appliance.errors import ApplianceError
+from appliance.events.models import Alert
+from appliance.events.store import EventStore
+from appliance.matching.service import MatchService
+from appliance.matching.threshold import resolve_threshold
+from appliance.vision.pipeline import FacePipeline
+from appliance.vision.tracker import FaceTracker
+from appliance.watchlist.device import gallery_swapper, open_store
+
+log = logging.getLogger("appliance.daemon")
+
+STATUS_INTERVAL_S = 10.0
+WATCHLIST_CHECK_S = 5.0
+
+
+@dataclass
+class LinkState:
+    """What the status strip shows about the outside world (updated by the MQTT parts)."""
+
+    broker: str = "down"
+    detail: str = ""
+    changed_at: float = field(default_factory=time.time)
+
+
+class Appliance:
+    """The running appliance. `start()` brings every part up; `stop()` takes them down in reverse order."""
+
+    def __init__(self, config: Config, config_path: Path | None = None, source: str | None = None,
+                 with_mqtt: bool = True, with_console: bool = True):
+        self.config = config
+        self.config_path = config_path
+        self.source = source or config.capture.source
+        self.with_mqtt = with_mqtt
+        self.with_console = with_console
+        self.notifier = Notifier()
+        self.watchdog = Watchdog(self.notifier, required=("frames",))
+        self.counters = Counters()
+        self.link = LinkState()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.state = "starting"
+        self.fps = 0.0
+        self.sync = None
+        self.publisher = None
+        self.console = None
+
+    # -- wiring ------------------------------------------------------------------------------------------
+    def build(self) -> None:
+        cfg = self.config
+        cfg.device.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pipeline = FacePipeline.from_config(cfg)
+        self.threshold = resolve_threshold(cfg.matcher, self.pipeline.embedder_spec)
+        self.watchlist = open_store(cfg)
+        self.matcher = MatchService.from_config(cfg.matcher, self.threshold, self.watchlist.load_gallery())
+        self.events = EventStore.from_config(cfg)
+        self.rule = AlertRule(cfg.alerts)
+        self.tracker = FaceTracker(cfg.tracker)
+        self.frames = FrameProcessor(self.pipeline, self.tracker, self.matcher, self.rule, self._on_alert,
+                                     matching_enabled=self.matching_enabled, counters=self.counters)
+        self.camera = LatestFrameGrabber.from_config(open_source(self.source, cfg.capture), cfg.capture,
+                                                     on_state=self._on_camera_state)
+        self._watchlist_expires = self._expiry()
+        if self.with_mqtt:
+            self._build_mqtt()
+        if self.with_console:
+            self._build_console()
+
+    def _build_mqtt(self) -> None:
+        from appliance.watchlist.device import make_receiver, make_sync_service
+
+        receiver = make_receiver(self.config, self.watchlist, on_applied=self._on_watchlist_applied)
+        self.sync = make_sync_service(self.config, receiver)
+        try:
+            from appliance.events.publisher import OutboxPublisher
+        except ImportError:  # the publisher lands with the events package
+            return
+        self.publisher = OutboxPublisher.from_config(self.config, self.events, status=self.status_snapshot,
+                                                     on_link=self._on_link)
+
+    def _build_console(self) -> None:
+        try:
+            from appliance.console.server import ConsoleServer
+        except ImportError:
+            return
+        self.console = ConsoleServer.from_appliance(self)
+
+    # -- the parts' callbacks -------------------------------------------------------------------------
+    def matching_enabled(self) -> bool:
+        """Faces are embedded and matched only with a valid, unexpired watchlist (and, later, a deployment)."""
+        expires = self._watchlist_expires
+        return expires is not None and expires > datetime.now(timezone.utc) and self.matcher.gallery.n_subjects > 0
+
+    def _expiry(self) -> datetime | None:
+        meta = self.watchlist.meta()
+        if not meta:
+            return None
+        return datetime.fromisoformat(meta["expires_at"].replace("Z", "+00:00"))
+
+    def _on_alert(self, evidence: AlertEvidence) -> None:
+        match = evidence.match
+        alert = Alert(
+            device_id=self.config.device.id,
+            subject_id=match.subject_id,
+            category=str(match.metadata.get("category", "")),
+            score=match.score,
+            threshold=match.threshold,
+            track_id=evidence.candidate.track_id,
+            model_id=self.pipeline.model_id,
+            watchlist_id=match.watchlist_id or "",
+            watchlist_version=int(match.watchlist_version or 0),
+            watchlist_sha256=match.watchlist_hash,
+            looks=evidence.candidate.looks,
+            crop_jpeg=evidence.crop_jpeg,
+        )
+        self.events.add_alert(alert)  # committed to the outbox before anything is published
+        log.info("alert %s raised (track %d, score %.3f ≥ %.3f)", alert.event_id, alert.track_id, alert.score,
+                 alert.threshold)
+
+    def _on_watchlist_applied(self, store) -> None:
+        gallery_swapper(self.matcher)(store)
+        self._watchlist_expires = self._expiry()
+        self.frames.reset()  # matches against the old list are forgotten with their tracks
+        log.info("watchlist %s version %s applied: %d subjects", self.matcher.gallery.watchlist_id,
+                 self.matcher.gallery.version, self.matcher.gallery.n_subjects)
+
+    def _on_camera_state(self, change: StateChange) -> None:
+        # The grabber logs the change itself; systemd's STATUS= shows it too.
+        self.notifier.status(f"camera {change.new.value}")
+
+    def _on_link(self, state: str, detail: str = "") -> None:
+        if state != self.link.broker:
+            self.link = LinkState(state, detail)
+            log.info("broker link %s%s", state, f": {detail}" if detail else "")
+
+    # -- status -------------------------------------------------------------------------------------
+    def status_snapshot(self) -> dict:
+        g = self.matcher.gallery
+        meta = self.watchlist.meta() or {}
+        return {
+            "state": self.state,
+            "fps": round(self.fps, 1),
+            "camera": self.camera.state.value,
+            "watchlist": {"id": g.watchlist_id, "version": g.version, "subjects": g.n_subjects,
+                          "expires_at": meta.get("expires_at")},
+            "model_id": self.pipeline.model_id,
+            "threshold": self.threshold,
+            "matching": self.matching_enabled(),
+            "link": self.link.broker,
+            "outbox_backlog": self.events.outbox_backlog(),
+            "counters": self.counters.snapshot(),
+        }
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.build()
+        self.camera.start()
+        if self.sync is not None:
+            self.sync.start()
+        if self.publisher is not None:
+            self.publisher.start()
+        if self.console is not None:
+            self.console.start()
+        loop = threading.Thread(target=self._frame_loop, name="frames", daemon=True)
+        loop.start()
+        self._threads.append(loop)
+        self.watchdog.start()
+        self.state = "running"
+        degraded = [] if self.matching_enabled() else ["no valid watchlist: not matching"]
+        self.notifier.ready("running" + (f" (degraded: {'; '.join(degraded)})" if degraded else ""))
+        log.info("appliance %s running: source %s, model %s, threshold %.4f, watchlist %s", self.config.device.id,
+                 self.camera.camera.name, self.pipeline.model_id,
+                 self.threshold, self.matcher.gallery.watchlist_id or "none")
+
+    def _frame_loop(self) -> None:
+        last_check = 0.0
+        window_start, window_frames = time.monotonic(), 0
+        while not self._stop.is_set():
+            frame = self.camera.get(timeout=0.5)
+            now = time.monotonic()
+            if now - last_check > WATCHLIST_CHECK_S:
+                last_check = now
+                self._check_watchlist_expiry()
+            if frame is None:
+                continue
+            try:
+                self.frames.process(frame)
+            except Exception:  # a bad frame must not stop the van; the watchdog catches a stuck loop
+                log.exception("frame %d could not be processed", frame.seq)
+                continue
+            self.watchdog.progress("frames")
+            window_frames += 1
+            if now - window_start >= 2.0:
+                self.fps = window_frames / (now - window_start)
+                window_start, window_frames = now, 0
+
+    def _check_watchlist_expiry(self) -> None:
+        expires = self._watchlist_expires
+        if expires is not None and expires <= datetime.now(timezone.utc) and self.matcher.gallery.n_subjects:
+            self.matcher.swap(self.watchlist.load_gallery())  # empty once expired
+            self.frames.reset()
+            log.warning("watchlist expired at %s: matching stopped", expires.isoformat())
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config file; apply what can change at run time, log each change."""
+        if self.config_path is None:
+            log.info("reload: no config file to re-read")
+            return
+        try:
+            new = load_config(self.config_path)
+            threshold = resolve_threshold(new.matcher, self.pipeline.embedder_spec)
+        except ApplianceError as e:
+            log.error("reload refused, keeping the running configuration: %s", e)
+            return
+        changes = []
+        for section in ("quality", "tracker", "alerts", "matcher"):
+            old_v, new_v = getattr(self.config, section), getattr(new, section)
+            if old_v != new_v:
+                changes.append(section)
+        if threshold != self.threshold:
+            self.matcher.threshold = threshold
+            self.threshold = threshold
+        self.pipeline.config = new
+        self.tracker.config = new.tracker
+        self.rule.config = new.alerts
+        self.config = new
+        log.info("configuration reloaded: %s", ", ".join(changes) if changes else "no change")
+
+    def stop(self) -> None:
+        if self._stop.is_set():
+            return
+        self.state = "stopping"
+        self.notifier.stopping("stopping")
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=10)
+        self.frames.reset()
+        for part in (self.console, self.publisher, self.sync):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(part).__name__)
+        self.camera.stop()
+        self.watchdog.stop()
+        self.events.close()
+        self.watchlist.close()
+        log.info("appliance stopped")
+
+    def run_forever(self) -> int:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads the configuration."""
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload, daemon=True).start())
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            self._stop.clear()
+            self.stop()
+        return 0
