@@ -36,8 +36,21 @@ def make_receiver(config: Config, store: WatchlistStore,
         verify_key=load_verify_key(control_room_key_path(config)),
         device_key=load_device_private(device_key_path(config)),
         model_id=config.models.embedder,
+        dim=embedding_size(config),
         on_applied=on_applied,
     )
+
+
+def embedding_size(config: Config) -> int | None:
+    """The embedder's output size from the model manifest, or None if the manifest cannot say."""
+    from appliance.errors import ModelError
+    from appliance.runtime.manifest import load_manifest
+
+    try:
+        size = load_manifest(config.models.dir).get(config.models.embedder, "embedder").raw.get("embedding_size")
+    except (ModelError, OSError, KeyError):
+        return None
+    return int(size) if size else None
 
 
 def gallery_swapper(match_service) -> Callable[[WatchlistStore], None]:

@@ -67,11 +67,16 @@ class WatchlistReceiver:
             return self._ack("refused", transfer_id, digest, header or {}, "storage_error", str(e)[:500])
         log.info("watchlist %s v%s applied: %d subjects, hash %s", active["watchlist_id"], active["version"],
                  active["subjects"], active["watchlist_sha256"][:16])
+        detail = None
         if self.on_applied is not None:
             t0 = time.perf_counter()
-            self.on_applied(self.store)
+            try:
+                self.on_applied(self.store)
+            except Exception as e:  # the list is stored; say so rather than pretend the matcher has it
+                log.error("watchlist applied but the matcher did not take it: %s", e)
+                detail = f"applied, but the matcher could not load it: {e}"[:500]
             self.timings["swap_s"] = time.perf_counter() - t0
-        return self._ack("applied", transfer_id, opened.file_sha256, header, None, None,
+        return self._ack("applied", transfer_id, opened.file_sha256, header, None, detail,
                          watchlist_sha256=active["watchlist_sha256"])
 
     def applied_ack(self, transfer_id: str, bundle_sha256: str | None) -> dict:

@@ -256,6 +256,9 @@ class WatchlistStore:
         self.check_header(h, model_id=model_id, now=now)
         adds = removes = 0
         with self._lock, self.db.atomic():
+            if dim is None and h["kind"] == "delta":  # a delta must match the templates already there
+                row = self.db.execute("SELECT dim FROM templates LIMIT 1").fetchone()
+                dim = row[0] if row else None
             if h["kind"] == "full":
                 self.db.execute("DELETE FROM subjects")
             for rec in bundle.records():
@@ -266,6 +269,8 @@ class WatchlistStore:
                         raise BundleRefused("invalid_entry", f"remove of subject {sid}, not on the list", h)
                     continue
                 adds += 1
+                if dim is None:  # every template of one watchlist has the same size
+                    dim = int(rec.entry.templates.shape[1])
                 problem = entry_problem(rec.entry, now=now, dim=dim)
                 if problem:
                     raise BundleRefused("invalid_entry", f"subject {sid}: {problem}", h)

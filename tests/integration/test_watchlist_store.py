@@ -139,3 +139,30 @@ def test_header_checks(tmp_path, store):
     apply(store, other.path)
     apply(store, d.path)
     assert store.status()["watchlist_id"] == "wl-b" and store.status()["subjects"] == 2
+
+
+def test_templates_of_mixed_sizes_refused(tmp_path, store):
+    e64 = Entry(entry(2).meta, np.ones((1, 64), np.float32) / 8.0, entry(2).photo_jpeg)
+    b = bundle(tmp_path, [entry(1), e64], 1)
+    with pytest.raises(BundleRefused) as e:
+        apply(store, b.path)
+    assert e.value.reason == "invalid_entry" and "dimension 64" in e.value.detail
+    apply(store, bundle(tmp_path, [entry(1)], 2, name="ok").path)
+    d = bundle(tmp_path, [entry(1), e64], None, name="d", base_state=load_state(tmp_path / "ok.lfrwl.state.json"))
+    with pytest.raises(BundleRefused):
+        apply(store, d.path)
+
+
+def test_receiver_reports_a_matcher_that_did_not_take_the_list(tmp_path, store):
+    from appliance.watchlist.receiver import WatchlistReceiver
+
+    def broken_swap(_store):
+        raise RuntimeError("index build failed")
+
+    rx = WatchlistReceiver(store, "van-01", SK.public_key(), DK, "m", dim=128, on_applied=broken_swap)
+    ack = rx.process(bundle(tmp_path, [entry(1)], 1).path, transfer_id="ab" * 16)
+    assert ack["status"] == "applied" and "index build failed" in ack["detail"]
+    assert set(rx.timings) == {"verify_s", "apply_s", "swap_s"}
+    assert store.applied_event("ab" * 16)["version"] == 1
+    again = rx.applied_ack("ab" * 16, ack["bundle_sha256"])
+    assert again["status"] == "applied" and again["watchlist_sha256"] == ack["watchlist_sha256"]
