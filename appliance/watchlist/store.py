@@ -175,6 +175,18 @@ class WatchlistStore:
         return Gallery([r[0] for r in rows], emb, meta, watchlist_id=m["watchlist_id"], version=m["version"],
                        hash=m["watchlist_sha256"])
 
+    def next_expiry(self, *, now: datetime | None = None) -> datetime | None:
+        """When the gallery next shrinks: the bundle's expiry or the soonest subject expiry after `now`."""
+        now = now or utcnow()
+        with self._lock:
+            m = self.meta()
+            if m is None:
+                return None
+            row = self.db.execute("SELECT min(expires_at) FROM subjects WHERE expires_at > ?", [iso(now)]).fetchone()
+        times = [parse_time(m["expires_at"])] + ([parse_time(row[0])] if row and row[0] else [])
+        future = [t for t in times if t > now]
+        return min(future) if future else None
+
     def last_event(self, status: str | None = None) -> dict | None:
         sql = "SELECT time, status, reason, detail, watchlist_id, version FROM sync_events"
         args: list = []

@@ -166,3 +166,32 @@ def test_receiver_reports_a_matcher_that_did_not_take_the_list(tmp_path, store):
     assert store.applied_event("ab" * 16)["version"] == 1
     again = rx.applied_ack("ab" * 16, ack["bundle_sha256"])
     assert again["status"] == "applied" and again["watchlist_sha256"] == ack["watchlist_sha256"]
+
+
+def test_expiry_watcher_shrinks_the_gallery(tmp_path, store):
+    import time
+
+    from appliance.matching import MatchService
+    from appliance.watchlist.device import ExpiryWatcher
+
+    soon = entry(2)
+    soon = Entry({**soon.meta, "expires_at": iso(utcnow() + timedelta(seconds=2))}, soon.templates, soon.photo_jpeg)
+    apply(store, bundle(tmp_path, [entry(1), soon], 1).path)
+    assert store.next_expiry() == datetime_of(soon.meta["expires_at"])
+    matcher = MatchService(0.5, gallery=store.load_gallery())
+    assert matcher.gallery.n_subjects == 2
+    watcher = ExpiryWatcher(store, matcher, max_sleep_s=0.5).start()
+    try:
+        deadline = time.monotonic() + 10
+        while matcher.gallery.n_subjects == 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert matcher.gallery.subjects == ("S-1",)
+        assert matcher.identify(soon.templates[0]) is None  # an expired subject is never matched
+    finally:
+        watcher.stop()
+
+
+def datetime_of(text):
+    from appliance.watchlist.timeutil import parse_time
+
+    return parse_time(text)
