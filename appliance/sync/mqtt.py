@@ -87,10 +87,18 @@ class MqttConnection:
         subscriptions: list[tuple[str, int]] = (),
         clean_start: bool = False,
         receive_maximum: int | None = None,
+        on_publish: Callable[[int, object], None] | None = None,
+        on_link: Callable[[bool, bool], None] | None = None,
+        will: tuple[str, bytes | str, int, bool] | None = None,
     ):
+        """on_publish(mid, reason_code): a QoS 1 publish was acknowledged (PUBACK), in paho's thread.
+        on_link(up, session_present): after every CONNACK (up=True) and every disconnect (up=False).
+        will: (topic, payload, qos, retain) the broker publishes if we vanish without a clean disconnect."""
         self.settings = settings
         self.subscriptions = list(subscriptions)
         self._on_message = on_message
+        self._on_publish = on_publish
+        self._on_link = on_link
         self._clean_start = clean_start
         self._connected = threading.Event()
         self._connack_event = threading.Event()  # the first connect attempt has an outcome
@@ -118,6 +126,8 @@ class MqttConnection:
                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
             except (ssl.SSLError, OSError, ValueError) as e:
                 raise SyncError(f"cannot load the TLS certificates: {e}") from None
+        if will is not None:
+            c.will_set(will[0], will[1], qos=will[2], retain=will[3])
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
@@ -143,6 +153,7 @@ class MqttConnection:
             client.subscribe(topic, qos=qos)
         self._connected.set()
         self._connack_event.set()
+        self._link(True)
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._awaiting_connack:
@@ -154,6 +165,14 @@ class MqttConnection:
             return
         self._connected.clear()
         log.info("MQTT disconnected: %s", reason_code)
+        self._link(False)
+
+    def _link(self, up: bool) -> None:
+        if self._on_link is not None:
+            try:
+                self._on_link(up, self.session_present if up else False)
+            except Exception:
+                log.exception("error in the MQTT link callback")
 
     def _handle_message(self, client, userdata, message) -> None:
         if self._on_message is None:
@@ -170,6 +189,11 @@ class MqttConnection:
 
     def _handle_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._puback[mid] = reason_code
+        if self._on_publish is not None:
+            try:
+                self._on_publish(mid, reason_code)
+            except Exception:
+                log.exception("error in the MQTT publish callback")
         if len(self._puback) > 10000:  # bounded: only recent reasons are asked for
             for k in list(self._puback)[:5000]:
                 self._puback.pop(k, None)
@@ -222,8 +246,9 @@ class MqttConnection:
         if (topic, qos) not in self.subscriptions:
             self.subscriptions.append((topic, qos))
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> Delivery:
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False,
+                properties: Properties | None = None) -> Delivery:
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             # NO_CONN: paho keeps QoS 1 messages and sends them after it reconnects.
             raise SyncError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")

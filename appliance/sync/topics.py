@@ -40,3 +40,8 @@ def watchlist_bundles(device: str) -> str:
 
 def commands(device: str) -> str:
     return f"{_dev(device)}/commands"
+
+
+def receipts(device: str) -> str:
+    """Control room -> device: the highest outbox sequence number the receiver has stored (docs/events.md)."""
+    return f"{_dev(device)}/receipts"

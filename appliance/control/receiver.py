@@ -1,0 +1,221 @@
+"""The control-room receiver: subscribe to every van, validate, de-duplicate, store, print, and send receipts.
+
+    rx = ControlReceiver(settings, ControlStore(open_control_db(path)), out=print).start()
+
+Each payload is checked against its JSON Schema (appliance/schemas/) and against the topic's device; an
+invalid one is refused with one line and never stored. Alerts, decisions and deployment events are stored
+once by event id. For vans that ask for receipts (MQTT v5 user property lfr-receipts = 1), events are
+stored strictly in the van's outbox order: a duplicate is ignored, an event after a gap is not stored
+and the receipt tells the van where the gap starts, so it sends again from there. The receipt on
+lfr/v1/devices/{device}/receipts names the highest sequence number stored in order; it is sent only
+after the commit. Lines never show a crop or any image data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+
+from appliance.control.store import ControlStore
+from appliance.events.models import utc_now_iso
+from appliance.events.publisher import (
+    PROP_BASE,
+    PROP_RECEIPTS,
+    PROP_SEQ,
+    PROP_STREAM,
+    RECEIPT_SCHEMA,
+    receipts_topic,
+)
+from appliance.events.schemas import TOPIC_KIND, payload_error
+from appliance.sync import topics
+from appliance.sync.mqtt import MqttConnection, MqttSettings
+from appliance.watchlist.schemas import first_error
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTION = f"{topics.PREFIX}/+/#"
+_TOPIC = re.compile(rf"^{re.escape(topics.PREFIX)}/([A-Za-z0-9_.-]{{1,64}})/(.+)$")
+_KIND = {"alerts": "alert", "decisions": "decision", "deployments": "deployment"}
+
+
+class Refused(ValueError):
+    """A payload that is not stored; the message is the one line printed."""
+
+
+def _props(message) -> dict[str, str]:
+    props = getattr(message, "properties", None)
+    return dict(getattr(props, "UserProperty", None) or [])
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ControlReceiver:
+    def __init__(self, settings: MqttSettings, store: ControlStore, *, out: Callable[[str], None] = print,
+                 receipts: bool = True):
+        self.settings = settings
+        self.store = store
+        self.out = out
+        self.receipts = receipts
+        self.conn: MqttConnection | None = None
+        self.stats = {"stored": 0, "duplicates": 0, "gaps": 0, "rejected": 0, "status": 0, "acks": 0}
+        self._last_state: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def start(self, timeout: float = 15.0) -> ControlReceiver:
+        self.conn = MqttConnection(self.settings, on_message=self.handle, subscriptions=[(SUBSCRIPTION, 1)])
+        self.conn.connect(timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    # -- one message (paho's network thread) --------------------------------------------------------------
+    def handle(self, message) -> None:
+        with self._lock:
+            try:
+                self._handle(message.topic, message.payload, _props(message))
+            except Refused as e:
+                self.stats["rejected"] = self.stats.get("rejected", 0) + 1
+                self.out(f"{utc_now_iso()} rejected {message.topic}: {e}")
+
+    def _handle(self, topic: str, raw: bytes, props: dict[str, str]) -> None:
+        now = utc_now_iso()
+        m = _TOPIC.match(topic)
+        if not m:
+            raise Refused("not an lfr/v1 device topic")
+        device, suffix = m.groups()
+        seq = _int(props.get(PROP_SEQ))
+        try:
+            payload = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            self._refuse(topic, seq, "payload is not UTF-8 JSON", device, props, now)
+            return
+        if suffix == "watchlist/ack":
+            err = first_error("watchlist_ack", payload) if isinstance(payload, dict) else "not a JSON object"
+            if err:
+                raise Refused(err)
+            self.stats["acks"] += 1
+            self.out(f"{now} {device} watchlist {payload['status']} {payload['watchlist_id']} "
+                     f"v{payload['version']}" + (f" ({payload['reason']})" if payload["reason"] else ""))
+            return
+        if suffix not in TOPIC_KIND:
+            raise Refused(f"unexpected topic suffix {suffix!r}")
+        err = payload_error(payload, TOPIC_KIND[suffix])
+        if err is None and payload.get("device_id") != device:
+            err = f"device_id {payload.get('device_id')!r} does not match the topic's device {device!r}"
+        crop = None
+        if err is None and suffix == "alerts" and payload.get("crop_jpeg_b64"):
+            try:
+                crop = base64.b64decode(payload["crop_jpeg_b64"], validate=True)
+            except (binascii.Error, ValueError):
+                err = "crop_jpeg_b64 is not valid base64"
+            if crop is not None and not crop.startswith(b"\xff\xd8\xff"):
+                err = "crop_jpeg_b64 is not a JPEG"
+        if err:
+            self._refuse(topic, seq, err, device, props, now)
+            return
+        if suffix == "status":
+            with self.store.lock, self.store.db.atomic():
+                self.store.set_status(device, payload, now)
+            self.stats["status"] += 1
+            if self._last_state.get(device) != payload["state"]:
+                self._last_state[device] = payload["state"]
+                self.out(self._status_line(now, device, payload))
+            return
+        self._store_event(_KIND[suffix], device, payload, crop, props, now)
+
+    def _ordered(self, props: dict[str, str]) -> tuple[str, int, int] | None:
+        stream, seq = props.get(PROP_STREAM), _int(props.get(PROP_SEQ))
+        if not self.receipts or props.get(PROP_RECEIPTS) != "1" or not stream or seq is None:
+            return None
+        return stream, seq, _int(props.get(PROP_BASE)) or 0
+
+    def _store_event(self, kind: str, device: str, payload: dict, crop: bytes | None, props: dict, now: str) -> None:
+        order = self._ordered(props)
+        receipt = None
+        new = False
+        with self.store.lock, self.store.db.atomic():
+            if order is None:
+                new = self.store.insert_event(kind, device, payload, crop, _int(props.get(PROP_SEQ)), now)
+            else:
+                stream, seq, base = order
+                last = max(self.store.last_seq(device, stream) or 0, base)
+                if seq <= last:
+                    receipt = (stream, last, False)
+                elif seq > last + 1:
+                    self.stats["gaps"] += 1
+                    receipt = (stream, last, True)
+                else:
+                    new = self.store.insert_event(kind, device, payload, crop, seq, now)
+                    self.store.set_last_seq(device, stream, seq, now)
+                    receipt = (stream, seq, False)
+        # Committed: now it is safe to tell the van and the operator.
+        if new:
+            self.stats["stored"] += 1
+            self.out(self._event_line(now, kind, device, payload))
+        elif receipt is None or not receipt[2]:
+            self.stats["duplicates"] += 1
+        if receipt is not None:
+            self._send_receipt(device, *receipt)
+
+    def _refuse(self, topic: str, seq: int | None, reason: str, device: str | None, props: dict, now: str) -> None:
+        """Record the refusal; in an ordered stream an invalid event still advances the sequence (it can never
+        become valid, and must not block the events after it)."""
+        order = self._ordered(props) if device else None
+        receipt = None
+        with self.store.lock, self.store.db.atomic():
+            self.store.add_rejected(topic, seq, reason, now)
+            if order is not None:
+                stream, s, base = order
+                last = max(self.store.last_seq(device, stream) or 0, base)
+                if s == last + 1:
+                    self.store.set_last_seq(device, stream, s, now)
+                    receipt = (stream, s, False)
+        if receipt is not None:
+            self._send_receipt(device, *receipt)
+        raise Refused(reason)
+
+    def _send_receipt(self, device: str, stream: str, upto: int, gap: bool) -> None:
+        if self.conn is None:
+            return
+        body = {"schema": RECEIPT_SCHEMA, "device_id": device, "stream_id": stream, "upto": upto, "gap": gap,
+                "time": utc_now_iso()}
+        self.conn.publish(receipts_topic(device), json.dumps(body), qos=1)
+
+    # -- lines ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _event_line(now: str, kind: str, device: str, p: dict) -> str:
+        if kind == "alert":
+            return (f"{now} {device} alert {p['event_id']} subject {p['subject_id']} ({p['category']}) "
+                    f"score {p['score']:.3f} threshold {p['threshold']:.3f} track {p['track_id']} "
+                    f"watchlist {p['watchlist_id']} v{p['watchlist_version']} deployment {p['deployment_id'] or '-'} "
+                    f"crop {'yes' if p['crop_jpeg_b64'] else 'purged'}")
+        if kind == "decision":
+            return (f"{now} {device} decision {p['event_id']} on alert {p['alert_id']}: {p['decision']} "
+                    f"by {p['officer_id']}" + (" (with a note)" if p.get("note") else ""))
+        d = p["deployment"]
+        return f"{now} {device} deployment {d['id']} {p['event']}" + (
+            f" ({d.get('end_reason')})" if p["event"] == "ended" else f" by {d['authorised_by']}")
+
+    @staticmethod
+    def _status_line(now: str, device: str, p: dict) -> str:
+        line = f"{now} {device} status {p['state']}"
+        if p["state"] != "offline":
+            wl = p.get("watchlist") or {}
+            line += (f" fps {p['fps'] if p['fps'] is not None else '-'} watchlist "
+                     f"{wl.get('id', '-')} v{wl.get('version', '-')} backlog {p['outbox_backlog']} "
+                     f"link {p['link']['state']}")
+        elif p.get("detail"):
+            line += f" ({p['detail']})"
+        return line

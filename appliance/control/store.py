@@ -1,0 +1,147 @@
+"""The control room's own database of alerts, decisions, deployment events and the last status per van.
+
+Plain SQLite by default (it lives in the control room); SQLCipher through appliance.storage when a key
+provider is given. Every event is stored once: the event id is the primary key and inserts are
+INSERT OR IGNORE, so a redelivered message changes nothing. `streams` remembers, per van and outbox
+stream, the highest sequence number stored in order (the basis of receipts).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import sqlite_utils
+
+from appliance.storage import KeyProvider, Migration, Migrations, migrate, open_db
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    c = db.conn
+    c.execute("""CREATE TABLE alerts (
+        event_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL,
+        seq INTEGER, deployment_id TEXT, subject_id TEXT NOT NULL, category TEXT NOT NULL, score REAL NOT NULL,
+        threshold REAL NOT NULL, payload TEXT NOT NULL, crop_jpeg BLOB)""")  # payload without the crop
+    c.execute("""CREATE TABLE decisions (
+        event_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, alert_id TEXT NOT NULL, created_at TEXT NOT NULL,
+        received_at TEXT NOT NULL, seq INTEGER, officer_id TEXT NOT NULL, decision TEXT NOT NULL, note TEXT,
+        payload TEXT NOT NULL)""")
+    c.execute("""CREATE TABLE deployments (
+        event_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL,
+        seq INTEGER, deployment_id TEXT NOT NULL, event TEXT NOT NULL, payload TEXT NOT NULL)""")
+    c.execute("""CREATE TABLE status (
+        device_id TEXT PRIMARY KEY, time TEXT NOT NULL, state TEXT NOT NULL, received_at TEXT NOT NULL,
+        payload TEXT NOT NULL)""")
+    c.execute("""CREATE TABLE streams (
+        device_id TEXT NOT NULL, stream_id TEXT NOT NULL, last_seq INTEGER NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (device_id, stream_id))""")
+    # The order events were stored in, across kinds: what "in order per device" is checked against.
+    c.execute("""CREATE TABLE arrivals (
+        n INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, kind TEXT NOT NULL, event_id TEXT NOT NULL,
+        seq INTEGER, received_at TEXT NOT NULL)""")
+    # Payloads refused (malformed, invalid, wrong device): counted and explained, never stored.
+    c.execute("""CREATE TABLE rejected (
+        n INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, seq INTEGER, reason TEXT NOT NULL,
+        received_at TEXT NOT NULL)""")
+
+
+CONTROL_MIGRATIONS = Migrations("control-room", [Migration(1, "alerts, decisions, deployments, status", _v1)])
+
+
+def open_control_db(path: Path, key_provider: KeyProvider | None = None) -> sqlite_utils.Database:
+    path = Path(path)
+    if key_provider is not None:
+        return open_db(path, key_provider, migrations=CONTROL_MIGRATIONS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")  # a receipt is sent only for what is on disk
+    db = sqlite_utils.Database(conn)
+    migrate(db, CONTROL_MIGRATIONS)
+    return db
+
+
+class ControlStore:
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        self.lock = threading.RLock()
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    def last_seq(self, device_id: str, stream_id: str) -> int | None:
+        row = self.db.conn.execute("SELECT last_seq FROM streams WHERE device_id = ? AND stream_id = ?",
+                                   (device_id, stream_id)).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_last_seq(self, device_id: str, stream_id: str, seq: int, now: str) -> None:
+        self.db.conn.execute(
+            "INSERT INTO streams (device_id, stream_id, last_seq, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (device_id, stream_id) DO UPDATE SET last_seq = excluded.last_seq, "
+            "updated_at = excluded.updated_at", (device_id, stream_id, seq, now))
+
+    def insert_event(self, kind: str, device_id: str, payload: dict, crop: bytes | None, seq: int | None,
+                     now: str) -> bool:
+        """Store one alert/decision/deployment event; False if its event id was already stored."""
+        p = payload
+        if kind == "alert":
+            stored = {k: v for k, v in p.items() if k != "crop_jpeg_b64"}
+            cur = self.db.conn.execute(
+                "INSERT OR IGNORE INTO alerts (event_id, device_id, created_at, received_at, seq, deployment_id, "
+                "subject_id, category, score, threshold, payload, crop_jpeg) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (p["event_id"], device_id, p["created_at"], now, seq, p["deployment_id"], p["subject_id"],
+                 p["category"], p["score"], p["threshold"], json.dumps(stored, sort_keys=True), crop))
+        elif kind == "decision":
+            cur = self.db.conn.execute(
+                "INSERT OR IGNORE INTO decisions (event_id, device_id, alert_id, created_at, received_at, seq, "
+                "officer_id, decision, note, payload) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (p["event_id"], device_id, p["alert_id"], p["created_at"], now, seq, p["officer_id"],
+                 p["decision"], p["note"], json.dumps(p, sort_keys=True)))
+        elif kind == "deployment":
+            cur = self.db.conn.execute(
+                "INSERT OR IGNORE INTO deployments (event_id, device_id, created_at, received_at, seq, deployment_id,"
+                " event, payload) VALUES (?,?,?,?,?,?,?,?)",
+                (p["event_id"], device_id, p["created_at"], now, seq, p["deployment"]["id"], p["event"],
+                 json.dumps(p, sort_keys=True)))
+        else:
+            raise ValueError(kind)
+        if cur.rowcount:
+            self.db.conn.execute("INSERT INTO arrivals (device_id, kind, event_id, seq, received_at) "
+                                 "VALUES (?, ?, ?, ?, ?)", (device_id, kind, p["event_id"], seq, now))
+        return bool(cur.rowcount)
+
+    def add_rejected(self, topic: str, seq: int | None, reason: str, now: str) -> None:
+        self.db.conn.execute("INSERT INTO rejected (topic, seq, reason, received_at) VALUES (?, ?, ?, ?)",
+                             (topic, seq, reason, now))
+
+    def set_status(self, device_id: str, payload: dict, now: str) -> None:
+        self.db.conn.execute(
+            "INSERT INTO status (device_id, time, state, received_at, payload) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (device_id) DO UPDATE SET time = excluded.time, state = excluded.state, "
+            "received_at = excluded.received_at, payload = excluded.payload",
+            (device_id, payload["time"], payload["state"], now, json.dumps(payload, sort_keys=True)))
+
+    # -- queries (tests, tools) ---------------------------------------------------------------------------
+    def arrivals(self, device_id: str | None = None) -> list[dict]:
+        sql = "SELECT n, device_id, kind, event_id, seq FROM arrivals"
+        args: tuple = ()
+        if device_id is not None:
+            sql += " WHERE device_id = ?"
+            args = (device_id,)
+        with self.lock:
+            rows = self.db.conn.execute(sql + " ORDER BY n", args).fetchall()
+        return [dict(zip(("n", "device_id", "kind", "event_id", "seq"), r, strict=True)) for r in rows]
+
+    def count(self, table: str) -> int:
+        if table not in ("alerts", "decisions", "deployments", "status", "rejected"):
+            raise ValueError(table)
+        with self.lock:
+            return int(self.db.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def status(self, device_id: str) -> dict | None:
+        with self.lock:
+            row = self.db.conn.execute("SELECT payload FROM status WHERE device_id = ?", (device_id,)).fetchone()
+        return None if row is None else json.loads(row[0])

@@ -1,0 +1,298 @@
+"""Publish the outbox over MQTT v5/TLS, QoS 1, in order; mark rows sent on PUBACK (see docs/events.md).
+
+    pub = OutboxPublisher(store, settings, device_id, status=reporter).start()
+    ...
+    pub.stop()           # publishes the retained 'offline' status, then disconnects
+
+One thread owns the connection (client id "<device>-events", clean_start=False with a session expiry).
+It publishes unsent rows in outbox order, with the row id as a sequence number in MQTT v5 user
+properties, and marks a row sent only when the broker's PUBACK for that message id arrives. After any
+reconnect it goes back and publishes again every row not yet confirmed (duplicates are harmless: the
+receiver de-duplicates by event id).
+
+PUBACK alone is not end-to-end: a broker killed before it saved its state forgets messages it has
+acknowledged. With receipts on (default), the control-room receiver confirms the highest sequence number
+it has stored contiguously on `.../receipts`; rows not confirmed within `receipt_timeout_s` of the last
+progress, or after a gap the receiver reports, are published again from the first unconfirmed one.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from appliance.errors import SyncError
+from appliance.events.models import utc_now_iso
+from appliance.events.status import StatusReporter, offline_payload
+from appliance.events.store import EventStore
+from appliance.sync import topics
+from appliance.sync.mqtt import MqttConnection, MqttSettings
+
+log = logging.getLogger(__name__)
+
+# MQTT v5 user properties on every outbox publish (the sequencing contract with the receiver).
+PROP_STREAM = "lfr-stream"    # the events database's random stream id
+PROP_SEQ = "lfr-seq"          # the outbox row id: increasing, no gaps, per stream
+PROP_BASE = "lfr-base"        # every row <= base is already confirmed by a receipt
+PROP_RECEIPTS = "lfr-receipts"  # "1": the device waits for receipts and re-sends; the receiver keeps order
+RECEIPT_SCHEMA = "lfr.receipt/1"
+
+_TOPIC_OF = {"alerts": topics.alerts, "decisions": topics.decisions, "deployments": topics.deployments}
+
+
+def receipts_topic(device: str) -> str:
+    return topics.receipts(device)
+
+
+class OutboxPublisher:
+    def __init__(
+        self,
+        store: EventStore,
+        settings: MqttSettings,
+        device_id: str,
+        *,
+        status: StatusReporter | None = None,
+        receipts: bool = True,
+        receipt_timeout_s: float = 30.0,
+        status_interval_s: float = 30.0,
+        max_inflight: int = 20,
+        retry_max_s: float = 30.0,
+    ):
+        self.store = store
+        self.device_id = device_id
+        self.settings = settings
+        self.status = status
+        self.receipts = receipts
+        self.receipt_timeout_s = receipt_timeout_s
+        self.status_interval_s = status_interval_s
+        self.max_inflight = max_inflight
+        self.retry_max_s = retry_max_s
+        self.stream_id = store.stream_id()
+        self.conn: MqttConnection | None = None
+        self.published = 0  # publishes (including re-sends), for tests and the log
+        self.go_backs = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._acks: collections.deque[int] = collections.deque()
+        self._receipts: collections.deque[dict] = collections.deque()
+        self._link_events: collections.deque[tuple[bool, bool]] = collections.deque()
+        self._link = {"state": "down", "since": None, "reconnects": 0}
+        self._link_lock = threading.Lock()
+        self._ever_up = False
+        self._thread = threading.Thread(target=self._run, name="outbox-publisher", daemon=True)
+        self._unsubscribe = store.subscribe(self._on_store_event)
+
+    # -- public -------------------------------------------------------------------------------------------
+    def start(self) -> OutboxPublisher:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish the retained 'offline' status, disconnect cleanly (no last will), stop the thread."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self._unsubscribe()
+
+    @property
+    def link(self) -> dict:
+        with self._link_lock:
+            return dict(self._link)
+
+    def wait_link(self, up: bool, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.link["state"] == "up") == up:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # -- callbacks (other threads): only queue and wake -------------------------------------------------
+    def _on_store_event(self, kind: str, data: dict) -> None:
+        if kind in ("alert", "decision", "deployment"):
+            self._wake.set()
+
+    def _on_publish(self, mid: int, reason_code) -> None:
+        if reason_code is None or not getattr(reason_code, "is_failure", False):
+            self._acks.append(mid)
+        else:
+            log.warning("broker refused an event publish: %s", reason_code)
+        self._wake.set()
+
+    def _on_link(self, up: bool, session_present: bool) -> None:
+        self._link_events.append((up, session_present))
+        with self._link_lock:
+            was = self._link["state"]
+            self._link["state"] = "up" if up else "down"
+            if was != self._link["state"]:
+                self._link["since"] = utc_now_iso()
+                if up and self._ever_up:
+                    self._link["reconnects"] += 1
+                self._ever_up = self._ever_up or up
+        self._wake.set()
+
+    def _on_message(self, message) -> None:
+        try:
+            r = json.loads(message.payload)
+            if r.get("schema") != RECEIPT_SCHEMA or not isinstance(r.get("upto"), int):
+                raise ValueError("not a receipt")
+        except (ValueError, AttributeError, TypeError):
+            log.warning("ignored a malformed receipt on %s", message.topic)
+            return
+        self._receipts.append(r)
+        self._wake.set()
+
+    # -- the thread ---------------------------------------------------------------------------------------
+    def _connect(self) -> MqttConnection:
+        will = (topics.status(self.device_id),
+                json.dumps(offline_payload(self.device_id, "connection lost (last will)")), 1, True)
+        subs = [(receipts_topic(self.device_id), 1)] if self.receipts else []
+        conn = MqttConnection(self.settings, on_message=self._on_message, subscriptions=subs,
+                              on_publish=self._on_publish, on_link=self._on_link, will=will)
+        return conn.connect()
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                self.conn = self._connect()
+                break
+            except SyncError as e:
+                log.warning("events: %s; retrying in %.0f s", e, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.retry_max_s)
+        if self.conn is None:
+            return
+        try:
+            self._loop()
+        except Exception:
+            log.exception("outbox publisher failed")
+            raise
+        finally:
+            self._shutdown()
+
+    def _loop(self) -> None:
+        inflight: dict[int, int] = {}     # mid -> outbox id, publishes of this connection
+        cursor = 0                        # highest outbox id published since the last go-back
+        received = self._initial_received()
+        last_progress = time.monotonic()
+        gap_handled: int | None = None
+        next_status = 0.0
+        while not self._stop.is_set():
+            self._wake.clear()
+            now = time.monotonic()
+            # Link changes: on every (re)connect, forget this connection's in-flight map and go back.
+            while self._link_events:
+                up, session_present = self._link_events.popleft()
+                if up:
+                    log.info("events: broker link up (session present: %s); %d events to send", session_present,
+                             self.store.outbox_backlog())
+                    inflight.clear()
+                    cursor = 0
+                    last_progress = now
+                    next_status = 0.0
+                else:
+                    log.info("events: broker link down; events stay in the outbox")
+            # PUBACKs -> sent.
+            acked = []
+            while self._acks:
+                rid = inflight.pop(self._acks.popleft(), None)
+                if rid is not None:
+                    acked.append(rid)
+            if acked:
+                self.store.mark_sent(acked)
+            # Receipts -> received; a gap the receiver reports -> go back once per gap.
+            while self._receipts:
+                r = self._receipts.popleft()
+                if r.get("stream_id") != self.stream_id:
+                    continue
+                upto = int(r["upto"])
+                if upto > received:
+                    self.store.mark_received(upto)
+                    received = upto
+                    last_progress = now
+                if r.get("gap") and cursor > upto and gap_handled != upto:
+                    gap_handled = upto
+                    cursor = self._go_back(f"the receiver reported a gap after {upto}")
+                    last_progress = now
+            if self.receipts and cursor > received and now - last_progress > self.receipt_timeout_s:
+                cursor = self._go_back(f"no receipt progress for {self.receipt_timeout_s:.0f} s")
+                last_progress = now
+            connected = self.conn.connected
+            if connected and len(inflight) < self.max_inflight:
+                fetch = self.store.outbox_unreceived if self.receipts else self.store.outbox_unsent
+                was_idle = cursor <= received  # nothing outstanding: the receipt clock starts now
+                for row in fetch(after_id=cursor, limit=self.max_inflight - len(inflight)):
+                    mid = self._publish_row(row, received)
+                    if mid is None:
+                        break
+                    inflight[mid] = row["id"]
+                    cursor = row["id"]
+                    if was_idle:
+                        last_progress, was_idle = now, False
+            if connected and self.status is not None and (now >= next_status or self.status.changed.is_set()):
+                self.status.changed.clear()
+                self._publish_status()
+                next_status = now + self.status_interval_s
+            more = connected and len(inflight) < self.max_inflight and self._has_more(cursor)
+            if not more:
+                self._wake.wait(0.5)
+
+    def _has_more(self, cursor: int) -> bool:
+        fetch = self.store.outbox_unreceived if self.receipts else self.store.outbox_unsent
+        return bool(fetch(after_id=cursor, limit=1))
+
+    def _initial_received(self) -> int:
+        with self.store._lock:
+            row = self.store.db.conn.execute(
+                "SELECT coalesce((SELECT min(id) - 1 FROM outbox WHERE received_at IS NULL), "
+                "(SELECT max(id) FROM outbox), 0)").fetchone()
+        return int(row[0])
+
+    def _go_back(self, why: str) -> int:
+        self.go_backs += 1
+        log.info("events: publishing unconfirmed events again (%s)", why)
+        return 0
+
+    def _publish_row(self, row: dict, received: int) -> int | None:
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = [(PROP_STREAM, self.stream_id), (PROP_SEQ, str(row["id"])), (PROP_BASE, str(received)),
+                              (PROP_RECEIPTS, "1" if self.receipts else "0")]
+        props.ContentType = "application/json"
+        payload = json.dumps(row["payload"], separators=(",", ":"))
+        try:
+            d = self.conn.publish(_TOPIC_OF[row["topic"]](self.device_id), payload, qos=1, properties=props)
+        except SyncError as e:
+            log.warning("events: %s", e)
+            return None
+        self.published += 1
+        return d.info.mid
+
+    def _publish_status(self) -> None:
+        try:
+            self.conn.publish(topics.status(self.device_id), json.dumps(self.status.payload(self.link)),
+                              qos=1, retain=True)
+        except SyncError as e:
+            log.warning("events: status not published: %s", e)
+
+    def _shutdown(self) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        try:
+            if conn.connected:
+                payload = offline_payload(self.device_id, "stopped")
+                if self.status is not None:
+                    payload = self.status.payload(self.link, state="offline")
+                try:
+                    conn.publish(topics.status(self.device_id), json.dumps(payload), qos=1, retain=True).wait(3)
+                except SyncError as e:
+                    log.warning("events: offline status not confirmed: %s", e)
+        finally:
+            conn.close()
