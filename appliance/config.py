@@ -162,7 +162,9 @@ class MqttConfig(Section):
 
 class WatchlistConfig(Section):
     control_room_key: Path | None = Field(
-        None, description="The control room's pinned Ed25519 public key (PEM); default <data_dir>/keys/control-room.ed25519.pub."
+        None,
+        description="The control room's pinned Ed25519 public key (PEM); "
+        "default <data_dir>/keys/control-room.ed25519.pub.",
     )
     device_key: Path | None = Field(
         None, description="This device's X25519 private key (PEM, 0600); default <data_dir>/keys/device.x25519.key."
