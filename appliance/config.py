@@ -175,6 +175,20 @@ class WatchlistConfig(Section):
     )
 
 
+class EventsConfig(Section):
+    receipts: bool = Field(
+        True, description="Wait for the control-room receiver's receipts and publish again what it has not "
+        "confirmed (survives a broker that loses acknowledged messages). Off: PUBACK is the end of the road."
+    )
+    receipt_timeout_s: float = Field(
+        30.0, ge=1, le=3600, description="Publish unconfirmed events again after this long without receipt progress."
+    )
+    status_interval_s: float = Field(
+        30.0, ge=1, le=3600, description="Publish the retained status at least this often (and on every change)."
+    )
+    max_inflight: int = Field(20, ge=1, le=1000, description="Outbox events published and not yet acknowledged.")
+
+
 class ConsoleConfig(Section):
     enabled: bool = Field(True, description="Serve the in-van console (the officers' web page) from the daemon.")
     bind: str = Field(
@@ -216,6 +230,7 @@ class Config(Section):
     mqtt: MqttConfig = MqttConfig()
     watchlist: WatchlistConfig = WatchlistConfig()
     console: ConsoleConfig = ConsoleConfig()
+    events: EventsConfig = EventsConfig()
 
 
 def format_validation_error(err: ValidationError, origin: str) -> str:

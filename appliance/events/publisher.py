@@ -88,6 +88,16 @@ class OutboxPublisher:
         self._thread = threading.Thread(target=self._run, name="outbox-publisher", daemon=True)
         self._unsubscribe = store.subscribe(self._on_store_event)
 
+    @classmethod
+    def from_config(cls, config, store: EventStore, status: StatusReporter | None = None) -> OutboxPublisher:
+        """The daemon's publisher: [mqtt] for the broker, [events] for receipts and intervals. Its client id is
+        "<device>-events" so it never displaces the watchlist sync's connection."""
+        device = config.device.id
+        settings = MqttSettings.from_config(config.mqtt, client_id=f"{device}-events")
+        e = config.events
+        return cls(store, settings, device, status=status, receipts=e.receipts, receipt_timeout_s=e.receipt_timeout_s,
+                   status_interval_s=e.status_interval_s, max_inflight=e.max_inflight)
+
     # -- public -------------------------------------------------------------------------------------------
     def start(self) -> OutboxPublisher:
         self._thread.start()
