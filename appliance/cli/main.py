@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "eval",
     "selftest",
     "provision",
+    "control",
     "officers",
     "run",
 ]
