@@ -90,6 +90,7 @@ class MqttConnection:
         on_publish: Callable[[int, object], None] | None = None,
         on_link: Callable[[bool, bool], None] | None = None,
         will: tuple[str, bytes | str, int, bool] | None = None,
+        ack_after_handling: bool = False,
     ):
         """on_publish(mid, reason_code): a QoS 1 publish was acknowledged (PUBACK), in paho's thread.
         on_link(up, session_present): after every CONNACK (up=True) and every disconnect (up=False).
@@ -108,7 +109,11 @@ class MqttConnection:
         self._suback_event = threading.Condition()
         self._puback: dict[int, object] = {}
         self.session_present = False
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
+        # ack_after_handling: a QoS 1 message is PUBACKed only once on_message returned without an error
+        # (e.g. the chunk is on disk); otherwise the broker redelivers it after the next reconnect.
+        self._manual_ack = ack_after_handling
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5,
+                        manual_ack=ack_after_handling)
         if settings.tls:
             for what, p in (("CA certificate", settings.ca_file), ("client certificate", settings.cert_file),
                             ("client key", settings.key_file)):
@@ -176,11 +181,16 @@ class MqttConnection:
 
     def _handle_message(self, client, userdata, message) -> None:
         if self._on_message is None:
+            if self._manual_ack and message.qos > 0:
+                client.ack(message.mid, message.qos)
             return
         try:
             self._on_message(message)
         except Exception:  # never let one message kill paho's network thread
-            log.exception("error handling a message on %s", message.topic)
+            log.exception("error handling a message on %s (not acknowledged)", message.topic)
+            return
+        if self._manual_ack and message.qos > 0:
+            client.ack(message.mid, message.qos)
 
     def _handle_subscribe(self, client, userdata, mid, reason_code_list, properties) -> None:
         with self._suback_event:

@@ -163,7 +163,8 @@ class WatchlistSyncService:
         self.max_bundle_bytes = max_bundle_bytes
         self.stale_after_s = stale_after_s
         self.conn = MqttConnection(
-            settings, on_message=self._on_message, subscriptions=[(topics.watchlist_bundles(self.device_id), 1)]
+            settings, on_message=self._on_message, subscriptions=[(topics.watchlist_bundles(self.device_id), 1)],
+            ack_after_handling=True,  # a chunk is acknowledged only once it is on disk
         )
         self._work: queue.Queue[bytes | None] = queue.Queue()
         self._refused_size: set[bytes] = set()
@@ -219,7 +220,7 @@ class WatchlistSyncService:
             if tid in self._queued:
                 return  # a duplicate of a transfer already complete and being processed
         try:
-            complete = self.spool.add(chunk)
+            complete = self.spool.add(chunk)  # an OSError (disk full) propagates: no PUBACK, redelivered later
         except ChunkError as e:
             log.warning("%s", e)
             return

@@ -301,3 +301,31 @@ def test_publish_command(env, tls_broker, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "TLS" in err
+
+
+def test_chunk_not_on_disk_is_not_acknowledged_and_comes_again(env, monkeypatch):
+    """A chunk the van failed to write (disk full) gets no PUBACK, so the broker delivers it again on
+    reconnect: nothing acknowledged is ever lost."""
+    env.ensure_applied()
+    path = env.build("diskfull", version=env.store.meta()["version"] + 1)
+    real_add = env.service.spool.add
+    failed = []
+
+    def flaky_add(chunk):
+        if chunk.index == 1 and not failed:
+            failed.append(chunk.index)
+            raise OSError(28, "No space left on device")
+        return real_add(chunk)
+
+    monkeypatch.setattr(env.service.spool, "add", flaky_add)
+    before = env.service.processed
+    res = env.publish(path, wait_ack_s=0)
+    tid = bytes.fromhex(res.transfer_id)
+    deadline = utcnow() + timedelta(seconds=10)
+    while env.service.spool.received(tid) < res.chunks - 1 and utcnow() < deadline:
+        pass
+    assert failed == [1] and not env.service.spool.is_complete(tid)
+    env.service.conn.close()
+    env.service.conn.connect()  # the broker redelivers the unacknowledged chunk
+    assert env.service.wait_processed(before + 1, 20)
+    assert env.service.last_ack["transfer_id"] == res.transfer_id and env.service.last_ack["status"] == "applied"
