@@ -97,7 +97,8 @@ def make_sync_service(config: Config, receiver: WatchlistReceiver):
     from appliance.sync.mqtt import MqttSettings
     from appliance.sync.watchlist_sync import WatchlistSyncService
 
-    settings = MqttSettings.from_config(config.mqtt, client_id=config.device.id)
+    # Its own client id (and so its own persistent session) beside the events publisher ("{id}-events").
+    settings = MqttSettings.from_config(config.mqtt, client_id=f"{config.device.id}-watchlist")
     return WatchlistSyncService(
         settings, receiver, config.device.data_dir / "spool" / "bundles",
         max_bundle_bytes=config.watchlist.max_bundle_mb << 20,
