@@ -37,6 +37,9 @@ eval: install  ## accuracy on LFW: JSON, report and plots under reports/eval
 bench: install  ## speed and memory benchmarks: bench/results/bench.{json,md}
 	$(BIN)/python -m appliance.bench --out bench/results
 
+demo: install  ## a van on this computer: street replay, signed watchlist over TLS MQTT, console on :8080
+	$(BIN)/python -m appliance.devtools.demo
+
 clean:  ## remove the venv, installed models and outputs
 	rm -rf $(VENV) reports out bench/results
 	find models -name '*.tflite' -delete

@@ -15,7 +15,6 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from appliance.daemon.frames import AlertEvidence, Counters, FrameProcessor
 from appliance.device.notify import Notifier, Watchdog
 from appliance.errors import ApplianceError
 from appliance.events.models import Alert
+from appliance.events.status import StatusReporter
 from appliance.events.store import EventStore
 from appliance.matching.service import MatchService
 from appliance.matching.threshold import resolve_threshold
@@ -38,15 +38,6 @@ log = logging.getLogger("appliance.daemon")
 
 STATUS_INTERVAL_S = 10.0
 WATCHLIST_CHECK_S = 5.0
-
-
-@dataclass
-class LinkState:
-    """What the status strip shows about the outside world (updated by the MQTT parts)."""
-
-    broker: str = "down"
-    detail: str = ""
-    changed_at: float = field(default_factory=time.time)
 
 
 class Appliance:
@@ -62,7 +53,6 @@ class Appliance:
         self.notifier = Notifier()
         self.watchdog = Watchdog(self.notifier, required=("frames",))
         self.counters = Counters()
-        self.link = LinkState()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.state = "starting"
@@ -80,6 +70,7 @@ class Appliance:
         self.watchlist = open_store(cfg)
         self.matcher = MatchService.from_config(cfg.matcher, self.threshold, self.watchlist.load_gallery())
         self.events = EventStore.from_config(cfg)
+        self.status = StatusReporter(cfg.device.id, self.events)
         self.rule = AlertRule(cfg.alerts)
         self.tracker = FaceTracker(cfg.tracker)
         self.frames = FrameProcessor(self.pipeline, self.tracker, self.matcher, self.rule, self._on_alert,
@@ -93,23 +84,26 @@ class Appliance:
             self._build_console()
 
     def _build_mqtt(self) -> None:
+        from appliance.events.publisher import OutboxPublisher
         from appliance.watchlist.device import make_receiver, make_sync_service
 
         receiver = make_receiver(self.config, self.watchlist, on_applied=self._on_watchlist_applied)
         self.sync = make_sync_service(self.config, receiver)
-        try:
-            from appliance.events.publisher import OutboxPublisher
-        except ImportError:  # the publisher lands with the events package
-            return
-        self.publisher = OutboxPublisher.from_config(self.config, self.events, status=self.status_snapshot,
-                                                     on_link=self._on_link)
+        self.publisher = OutboxPublisher.from_config(self.config, self.events, status=self.status)
 
     def _build_console(self) -> None:
-        try:
-            from appliance.console.server import ConsoleServer
-        except ImportError:
-            return
-        self.console = ConsoleServer.from_appliance(self)
+        from appliance.console.app import create_app
+        from appliance.console.backend import ConsoleBackend, store_decision
+        from appliance.console.server import ConsoleServer
+        from appliance.officers.store import OfficerStore
+        from appliance.storage import key_provider_from_config
+
+        cfg = self.config
+        self.officers = OfficerStore.open(cfg.device.data_dir, key_provider_from_config(cfg))
+        backend = ConsoleBackend(events=self.events, watchlist=self.watchlist, officers=self.officers,
+                                 status=self.console_status, decide=store_decision(self.events, cfg.device.id),
+                                 config=cfg.console, device_id=cfg.device.id)
+        self.console = ConsoleServer(create_app(backend), cfg.console.bind, cfg.console.port)
 
     # -- the parts' callbacks -------------------------------------------------------------------------
     def matching_enabled(self) -> bool:
@@ -154,27 +148,49 @@ class Appliance:
         # The grabber logs the change itself; systemd's STATUS= shows it too.
         self.notifier.status(f"camera {change.new.value}")
 
-    def _on_link(self, state: str, detail: str = "") -> None:
-        if state != self.link.broker:
-            self.link = LinkState(state, detail)
-            log.info("broker link %s%s", state, f": {detail}" if detail else "")
-
     # -- status -------------------------------------------------------------------------------------
-    def status_snapshot(self) -> dict:
+    def _watchlist_summary(self) -> dict | None:
         g = self.matcher.gallery
         meta = self.watchlist.meta() or {}
+        if not meta:
+            return None
+        return {"id": meta["watchlist_id"], "version": int(meta["version"]), "subjects": g.n_subjects,
+                "expires_at": meta.get("expires_at")}
+
+    def _update_status(self) -> None:
+        """Push what only the daemon knows to the retained status topic (counts only)."""
+        counters = self.counters.snapshot()
+        self.status.update(
+            state=self.state if self.state in ("starting", "running", "stopping") else "degraded",
+            detail=None if self.matching_enabled() else "not matching: no valid watchlist",
+            fps=self.fps, faces_seen=counters.get("faces_seen", 0),
+            faces_skipped_quality=counters.get("faces_skipped_quality", 0),
+            watchlist=self._watchlist_summary(), model_id=self.pipeline.model_id, threshold=self.threshold,
+        )
+
+    def console_status(self) -> dict:
+        """What the console's status strip and counters panel show."""
+        counters = self.counters.snapshot()
+        link = self.publisher.link if self.publisher is not None else {"state": "off"}
+        wl = self._watchlist_summary() or {}
+        store = self.events.counters()
         return {
-            "state": self.state,
-            "fps": round(self.fps, 1),
             "camera": self.camera.state.value,
-            "watchlist": {"id": g.watchlist_id, "version": g.version, "subjects": g.n_subjects,
-                          "expires_at": meta.get("expires_at")},
-            "model_id": self.pipeline.model_id,
-            "threshold": self.threshold,
+            "camera_fps": round(self.fps, 1),
+            "faces_seen": counters.get("faces_seen", 0),
+            "faces_skipped_quality": counters.get("faces_skipped_quality", 0),
+            "watchlist_id": wl.get("id"),
+            "watchlist_version": wl.get("version"),
+            "watchlist_subjects": wl.get("subjects"),
+            "watchlist_expires_at": wl.get("expires_at"),
             "matching": self.matching_enabled(),
-            "link": self.link.broker,
+            "broker": link.get("state"),
             "outbox_backlog": self.events.outbox_backlog(),
-            "counters": self.counters.snapshot(),
+            "threshold": self.threshold,
+            "model_id": self.pipeline.model_id,
+            "deployment": None,
+            "expected_false_alert_rate": None,
+            "rejected_share": store.get("rejected_share"),
         }
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -192,6 +208,7 @@ class Appliance:
         self._threads.append(loop)
         self.watchdog.start()
         self.state = "running"
+        self._update_status()
         degraded = [] if self.matching_enabled() else ["no valid watchlist: not matching"]
         self.notifier.ready("running" + (f" (degraded: {'; '.join(degraded)})" if degraded else ""))
         log.info("appliance %s running: source %s, model %s, threshold %.4f, watchlist %s", self.config.device.id,
@@ -219,6 +236,7 @@ class Appliance:
             if now - window_start >= 2.0:
                 self.fps = window_frames / (now - window_start)
                 window_start, window_frames = now, 0
+                self._update_status()
 
     def _check_watchlist_expiry(self) -> None:
         expires = self._watchlist_expires
@@ -271,6 +289,8 @@ class Appliance:
         self.watchdog.stop()
         self.events.close()
         self.watchlist.close()
+        if getattr(self, "officers", None) is not None:
+            self.officers.close()
         log.info("appliance stopped")
 
     def run_forever(self) -> int:
