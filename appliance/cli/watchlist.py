@@ -49,6 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--json", action="store_true")
     u.set_defaults(func=run_publish)
 
+    i = a.add_parser("inspect", help="print a bundle's header; with --verify-key, check its signature too")
+    i.add_argument("bundle", type=Path)
+    i.add_argument("--verify-key", type=Path, help="control room Ed25519 public key to verify against")
+    i.set_defaults(func=run_inspect)
+
     r = a.add_parser("receive", help="device: receive bundles over MQTT (or apply --file), verify, apply, ack")
     r.add_argument("--config", type=Path)
     r.add_argument("--file", type=Path, help="apply this bundle file instead of listening on MQTT")
@@ -143,6 +148,33 @@ def run_publish(args: argparse.Namespace) -> int:
     if args.wait_ack <= 0:
         return 0
     return 0 if all(res.acks.get(d, {}).get("status") == "applied" for d in args.device) else 1
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from appliance.keys.keypairs import load_verify_key
+    from appliance.watchlist.bundle import BundleRefused, read_header_unverified, verify_signature
+
+    if not args.bundle.exists():
+        raise WatchlistError(f"bundle {args.bundle} not found")
+    if args.verify_key:
+        try:
+            header = verify_signature(args.bundle, load_verify_key(args.verify_key))
+        except BundleRefused as e:
+            raise WatchlistError(f"{args.bundle}: {e.reason}: {e.detail}") from None
+        verified = True
+    else:
+        header = read_header_unverified(args.bundle)
+        if header is None:
+            raise WatchlistError(f"{args.bundle} is not a watchlist bundle")
+        verified = False
+    summary = {k: header.get(k) for k in ("watchlist_id", "version", "kind", "base_version", "model_id",
+                                          "issued_at", "expires_at", "entry_count", "remove_count",
+                                          "watchlist_sha256", "signer")}
+    summary["recipients"] = [r.get("device") for r in header.get("recipients", [])]
+    summary["payload_bytes"] = (header.get("payload") or {}).get("size")
+    summary["signature_verified"] = verified
+    print(json.dumps(summary, indent=1))
+    return 0
 
 
 def run_receive(args: argparse.Namespace) -> int:

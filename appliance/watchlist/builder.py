@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from appliance.errors import WatchlistError
 from appliance.watchlist.bundle import DEFAULT_SEGMENT, write_bundle
 from appliance.watchlist.records import Entry, digest, encode_add, encode_remove, state_hash
+from appliance.watchlist.schemas import first_error
 from appliance.watchlist.timeutil import iso, utcnow
 from appliance.watchlist.validation import entry_problem
 
@@ -47,6 +48,9 @@ def load_state(path: Path) -> dict:
         raise WatchlistError(f"base state {path} is not JSON") from None
     if not isinstance(state, dict) or state.get("schema") != STATE_SCHEMA:
         raise WatchlistError(f"{path} is not a watchlist state file ({STATE_SCHEMA})")
+    problem = first_error("watchlist_state", state)
+    if problem:
+        raise WatchlistError(f"base state {path}: {problem}")
     return state
 
 

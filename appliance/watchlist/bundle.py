@@ -190,11 +190,36 @@ class _HashingReader:
         return self.h.hexdigest()
 
 
+def verify_signature(path: Path, verify_key: Ed25519PublicKey) -> dict:
+    """The header of a bundle whose framing, signature and ciphertext check out (no device key needed)."""
+    return _check_signed(Path(path), verify_key)[0]
+
+
 def open_bundle(
     path: Path, verify_key: Ed25519PublicKey, device_id: str, device_key: X25519PrivateKey
 ) -> OpenedBundle:
     """Check a bundle's framing, signature, ciphertext and recipient, in that order. Raises BundleRefused."""
     path = Path(path)
+    header, offset = _check_signed(path, verify_key)
+    mine = [r for r in header["recipients"] if r["device"] == device_id]
+    if not mine:
+        raise BundleRefused("not_for_this_device", f"the bundle is not encrypted to device {device_id}", header)
+    dev_kid = key_id(device_key.public_key())
+    if mine[0]["key_id"] != dev_kid:
+        raise BundleRefused(
+            "not_for_this_device", f"encrypted to key {mine[0]['key_id']}, this device's key is {dev_kid}", header
+        )
+    bundle_id = bytes.fromhex(header["bundle_id"])
+    try:
+        key = unwrap_key(mine[0], device_key, bundle_id)
+    except EnvelopeError as e:
+        raise BundleRefused("not_for_this_device", str(e), header) from None
+    pl = header["payload"]
+    params = StreamParams(key, bytes.fromhex(pl["nonce_prefix"]), pl["segment_bytes"], bundle_id)
+    return OpenedBundle(path, header, offset, params, file_sha256(path))
+
+
+def _check_signed(path: Path, verify_key: Ed25519PublicKey) -> tuple[dict, int]:
     total = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(12)
@@ -236,22 +261,7 @@ def open_bundle(
         digest, _ = _sha256_copy(f, limit=size)
         if digest != header["payload"]["sha256"]:
             raise BundleRefused("tampered", "the payload's SHA-256 does not match the signed header", header)
-    mine = [r for r in header["recipients"] if r["device"] == device_id]
-    if not mine:
-        raise BundleRefused("not_for_this_device", f"the bundle is not encrypted to device {device_id}", header)
-    dev_kid = key_id(device_key.public_key())
-    if mine[0]["key_id"] != dev_kid:
-        raise BundleRefused(
-            "not_for_this_device", f"encrypted to key {mine[0]['key_id']}, this device's key is {dev_kid}", header
-        )
-    bundle_id = bytes.fromhex(header["bundle_id"])
-    try:
-        key = unwrap_key(mine[0], device_key, bundle_id)
-    except EnvelopeError as e:
-        raise BundleRefused("not_for_this_device", str(e), header) from None
-    pl = header["payload"]
-    params = StreamParams(key, bytes.fromhex(pl["nonce_prefix"]), pl["segment_bytes"], bundle_id)
-    return OpenedBundle(path, header, offset, params, file_sha256(path))
+    return header, offset
 
 
 def file_sha256(path: Path) -> str:

@@ -149,3 +149,19 @@ def test_wrong_or_loose_key_gives_one_clear_line(van, capsys):
     assert main(["watchlist", "status", "--config", str(van.cfg)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "key is missing" in err
+
+
+def test_inspect(van, control_room, capsys):
+    assert main(["watchlist", "inspect", str(van.bundle)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["watchlist_id"] == "wl-cli" and info["recipients"] == ["van-01"]
+    assert info["signature_verified"] is False and info["entry_count"] == 2
+    pub = control_room.keys / "control-room.ed25519.pub"
+    assert main(["watchlist", "inspect", str(van.bundle), "--verify-key", str(pub)]) == 0
+    assert json.loads(capsys.readouterr().out)["signature_verified"] is True
+    bad = van.bundle.with_name("bad.lfrwl")
+    data = bytearray(van.bundle.read_bytes())
+    data[-5] ^= 1
+    bad.write_bytes(bytes(data))
+    assert main(["watchlist", "inspect", str(bad), "--verify-key", str(pub)]) == 2
+    assert "tampered" in capsys.readouterr().err

@@ -9,7 +9,8 @@ from jsonschema import Draft202012Validator
 
 from appliance.watchlist.schemas import SCHEMA_DIR, first_error
 
-NAMES = ["watchlist_ack", "watchlist_bundle_header", "watchlist_entry", "watchlist_status", "watchlist_subjects"]
+NAMES = ["watchlist_ack", "watchlist_bundle_header", "watchlist_entry", "watchlist_state", "watchlist_status",
+         "watchlist_subjects"]
 H = "a" * 64
 
 
