@@ -299,7 +299,7 @@ class OutboxPublisher:
             if conn.connected:
                 payload = offline_payload(self.device_id, "stopped")
                 if self.status is not None:
-                    payload = self.status.payload(self.link, state="offline")
+                    payload = {**self.status.payload(self.link, state="offline"), "detail": "stopped"}
                 try:
                     conn.publish(topics.status(self.device_id), json.dumps(payload), qos=1, retain=True).wait(3)
                 except SyncError as e:

@@ -288,6 +288,14 @@ class EventStore:
                 out.append({"id": rid, "topic": topic, "event_id": event_id, "payload": p})
         return out
 
+    def outbox(self, after_id: int = 0, limit: int = 1000) -> list[dict]:
+        """Outbox rows in order with their state: {id, topic, event_id, created_at, sent_at, received_at}."""
+        cols = ("id", "topic", "event_id", "created_at", "sent_at", "received_at")
+        with self._lock:
+            rows = self.db.conn.execute(f"SELECT {', '.join(cols)} FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                                        (after_id, limit)).fetchall()
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
     def mark_sent(self, ids: list[int]) -> None:
         """The broker acknowledged these rows (PUBACK)."""
         if not ids:
