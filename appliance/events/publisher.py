@@ -13,7 +13,8 @@ receiver de-duplicates by event id).
 PUBACK alone is not end-to-end: a broker killed before it saved its state forgets messages it has
 acknowledged. With receipts on (default), the control-room receiver confirms the highest sequence number
 it has stored contiguously on `.../receipts`; rows not confirmed within `receipt_timeout_s` of the last
-progress, or after a gap the receiver reports, are published again from the first unconfirmed one.
+progress, or after a gap the receiver reports, are published again from the first unconfirmed one
+(the wait doubles, up to 10 min, while no receipt comes at all: the control room may be down for hours).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ PROP_SEQ = "lfr-seq"          # the outbox row id: increasing, no gaps, per stre
 PROP_BASE = "lfr-base"        # every row <= base is already confirmed by a receipt
 PROP_RECEIPTS = "lfr-receipts"  # "1": the device waits for receipts and re-sends; the receiver keeps order
 RECEIPT_SCHEMA = "lfr.receipt/1"
+MAX_RECEIPT_BACKOFF_S = 600.0  # with no receiver at all, re-send the unconfirmed backlog at most this rarely
 
 _TOPIC_OF = {"alerts": topics.alerts, "decisions": topics.decisions, "deployments": topics.deployments}
 
@@ -192,6 +194,7 @@ class OutboxPublisher:
         cursor = 0                        # highest outbox id published since the last go-back
         received = self._initial_received()
         last_progress = time.monotonic()
+        rto = self.receipt_timeout_s      # doubles while no receiver answers (it may be down for hours)
         gap_handled: int | None = None
         next_status = 0.0
         while not self._stop.is_set():
@@ -227,13 +230,15 @@ class OutboxPublisher:
                     self.store.mark_received(upto)
                     received = upto
                     last_progress = now
+                    rto = self.receipt_timeout_s
                 if r.get("gap") and cursor > upto and gap_handled != upto:
                     gap_handled = upto
                     cursor = self._go_back(f"the receiver reported a gap after {upto}")
                     last_progress = now
-            if self.receipts and cursor > received and now - last_progress > self.receipt_timeout_s:
-                cursor = self._go_back(f"no receipt progress for {self.receipt_timeout_s:.0f} s")
+            if self.receipts and cursor > received and now - last_progress > rto:
+                cursor = self._go_back(f"no receipt progress for {rto:.0f} s")
                 last_progress = now
+                rto = min(rto * 2, max(MAX_RECEIPT_BACKOFF_S, self.receipt_timeout_s))
             connected = self.conn.connected
             if connected and len(inflight) < self.max_inflight:
                 fetch = self.store.outbox_unreceived if self.receipts else self.store.outbox_unsent

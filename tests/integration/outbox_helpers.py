@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from appliance.control.store import ControlStore, open_control_db
@@ -79,7 +80,8 @@ def van(broker, data: Path, *, count: int, interval: float = 0.03, device: str =
                  "--receipt-timeout", str(receipt_timeout), "--retry-max", "1", *extra], f"van {device}")
 
 
-def receiver(broker, db: Path, keys: Path | None = None, client_id: str = "cr-test") -> Proc:
+def receiver(broker, db: Path, keys: Path | None = None, client_id: str | None = None) -> Proc:
+    client_id = client_id or f"cr-{uuid.uuid4().hex[:8]}"  # a fresh persistent session per test
     args = [sys.executable, "-m", "appliance", "control", "listen", "--broker", broker.url, "--db", str(db),
             "--ca", str(broker.ca), "--cert", str(broker.cert("control-room")), "--key",
             str(broker.key("control-room")), "--client-id", client_id]
