@@ -59,7 +59,23 @@ def _v1(db: sqlite_utils.Database) -> None:
     c.execute("INSERT INTO meta (key, value) VALUES ('stream_id', ?)", (os.urandom(8).hex(),))
 
 
-EVENTS_MIGRATIONS = Migrations("events", [Migration(1, "alerts, decisions, outbox", _v1)])
+def _v2(db: sqlite_utils.Database) -> None:
+    # The accountability tables (issue 5) live beside the events they account for, in the same database.
+    from appliance.audit.tables import create_audit_table
+    from appliance.commands.tables import create_command_nonces_table
+    from appliance.deployments.tables import create_deployments_table
+    from appliance.retention.tables import create_legal_holds_table
+
+    create_audit_table(db)
+    create_deployments_table(db)
+    create_legal_holds_table(db)
+    create_command_nonces_table(db)
+
+
+EVENTS_MIGRATIONS = Migrations("events", [
+    Migration(1, "alerts, decisions, outbox", _v1),
+    Migration(2, "audit chain, deployments, legal holds, command nonces", _v2),
+])
 
 _ALERT_COLS = ("event_id", "created_at", "device_id", "deployment_id", "subject_id", "category", "score",
                "threshold", "track_id", "looks", "model_id", "watchlist_id", "watchlist_version",

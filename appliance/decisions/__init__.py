@@ -1,0 +1,1 @@
+"""Officer decisions on alerts: what is forwarded as confirmed (two-officer confirmation)."""

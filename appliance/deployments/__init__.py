@@ -1,0 +1,1 @@
+"""Deployments: matching runs only inside an authorised, recorded deployment."""
