@@ -86,8 +86,11 @@ class ControlReceiver:
             try:
                 self._handle(message.topic, message.payload, _props(message))
             except Refused as e:
-                self.stats["rejected"] = self.stats.get("rejected", 0) + 1
-                self.out(f"{utc_now_iso()} rejected {message.topic}: {e}")
+                self.stats["rejected"] += 1
+                now = utc_now_iso()
+                with self.store.lock, self.store.db.atomic():
+                    self.store.add_rejected(message.topic, _int(_props(message).get(PROP_SEQ)), str(e), now)
+                self.out(f"{now} rejected {message.topic}: {e}")
 
     def _handle(self, topic: str, raw: bytes, props: dict[str, str]) -> None:
         now = utc_now_iso()
@@ -175,7 +178,6 @@ class ControlReceiver:
         order = self._ordered(props) if device else None
         receipt = None
         with self.store.lock, self.store.db.atomic():
-            self.store.add_rejected(topic, seq, reason, now)
             if order is not None:
                 stream, s, base = order
                 last = max(self.store.last_seq(device, stream) or 0, base)

@@ -30,6 +30,7 @@ from paho.mqtt.properties import Properties
 
 from appliance.errors import SyncError
 from appliance.events.models import utc_now_iso
+from appliance.events.schemas import payload_error
 from appliance.events.status import StatusReporter, offline_payload
 from appliance.events.store import EventStore
 from appliance.sync import topics
@@ -152,10 +153,11 @@ class OutboxPublisher:
     def _on_message(self, message) -> None:
         try:
             r = json.loads(message.payload)
-            if r.get("schema") != RECEIPT_SCHEMA or not isinstance(r.get("upto"), int):
-                raise ValueError("not a receipt")
-        except (ValueError, AttributeError, TypeError):
-            log.warning("ignored a malformed receipt on %s", message.topic)
+        except (ValueError, TypeError):
+            r = None
+        err = payload_error(r, RECEIPT_SCHEMA)
+        if err:
+            log.warning("ignored a malformed receipt on %s: %s", message.topic, err)
             return
         self._receipts.append(r)
         self._wake.set()

@@ -13,6 +13,7 @@ SCHEMAS = {
     "lfr.decision/1": "decision",
     "lfr.status/1": "status",
     "lfr.deployment/1": "deployment",
+    "lfr.receipt/1": "receipt",
 }
 TOPIC_KIND = {"alerts": "lfr.alert/1", "decisions": "lfr.decision/1", "status": "lfr.status/1",
               "deployments": "lfr.deployment/1"}
