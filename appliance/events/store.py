@@ -15,6 +15,7 @@ import base64
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from appliance.storage import KeyProvider, Migration, Migrations, open_db
 
 log = logging.getLogger(__name__)
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 TOPICS = ("alerts", "decisions", "deployments")  # outbox topic suffixes: lfr/v1/devices/{device}/<suffix>
 
 
@@ -209,11 +211,15 @@ class EventStore:
         return d
 
     def alerts(self, limit: int = 50, before: str | None = None, *, deployment_id: str | None = None) -> list[dict]:
-        """Newest first, without crops (`has_crop` says if there is one); `before`: a created_at to page from.
-        Each dict has the alert's fields plus `latest_decision` (dict or None)."""
+        """Newest first, without crops (`has_crop` says if there is one). Each dict has the alert's fields plus
+        `latest_decision` (dict or None). `before` pages on: the event_id of the last alert already shown
+        (exact, even when several alerts share a millisecond), or a created_at time."""
         sql = f"SELECT {', '.join(_ALERT_COLS)}, crop_jpeg IS NOT NULL AS has_crop FROM alerts"
         where, args = [], []
-        if before is not None:
+        if before is not None and _UUID.match(before):
+            where.append("(created_at, rowid) < (SELECT created_at, rowid FROM alerts WHERE event_id = ?)")
+            args.append(before)
+        elif before is not None:
             where.append("created_at < ?")
             args.append(before)
         if deployment_id is not None:

@@ -1,0 +1,132 @@
+"""The events store on real SQLCipher: an alert/decision and its outbox row are written in one transaction
+(all or nothing), listeners hear only committed events, the console's queries and counters, concurrent use
+from several threads, crops NULL-able by retention, and nothing readable in the file without the key."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from appliance.errors import ApplianceError
+from appliance.events import Alert, Decision, EventStore
+from appliance.events.burst import synthetic_crop
+from appliance.events.schemas import payload_error
+from appliance.storage import KeyFileProvider
+from appliance.storage.database import database_files
+
+
+def _alert(i: int = 1, **kw) -> Alert:
+    base = dict(device_id="van-01", subject_id=f"S-{i:03d}", category="wanted", score=0.7, threshold=0.5,
+                track_id=i, model_id="mobilefacenet-int8", watchlist_id="wl-1", watchlist_version=4,
+                crop_jpeg=synthetic_crop(i))
+    return Alert(**{**base, **kw})
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = EventStore.open(tmp_path / "data", KeyFileProvider(tmp_path / "keys"))
+    yield s
+    s.close()
+
+
+def test_alert_and_outbox_row_commit_together_or_not_at_all(store):
+    heard = []
+    store.subscribe(lambda kind, data: heard.append((kind, data["event_id"])))
+    a = _alert()
+    store.add_alert(a)
+    assert store.outbox()[0]["event_id"] == a.event_id and store.outbox_backlog() == 1
+    assert heard == [("alert", a.event_id)]
+
+    def failing_hook(db, kind, obj):
+        raise RuntimeError("audit chain unavailable")
+
+    store.add_write_hook(failing_hook)
+    b = _alert(2)
+    with pytest.raises(RuntimeError):
+        store.add_alert(b)
+    assert store.alert(b.event_id) is None, "alert row kept without its outbox row"
+    assert [r["event_id"] for r in store.outbox()] == [a.event_id]
+    assert heard == [("alert", a.event_id)], "a listener heard an event that was rolled back"
+    with pytest.raises(ApplianceError, match="no alert"):
+        store.add_decision(Decision(device_id="van-01", alert_id=b.event_id, officer_id="PC-1", decision="reject"))
+
+
+def test_console_queries_counters_and_wire_payloads(store):
+    alerts = [_alert(i) for i in range(1, 6)]
+    for a in alerts:
+        store.add_alert(a)
+    decide = [("confirm", 0), ("reject", 1), ("unsure", 2), ("unsure", 3), ("reject", 3)]  # alert 4: latest counts
+    for d, i in decide:
+        store.add_decision(Decision(device_id="van-01", alert_id=alerts[i].event_id, officer_id="PC-1", decision=d))
+    assert store.counters() == {"alerts": 5, "confirmed": 1, "rejected": 2, "unsure": 1, "pending": 1,
+                                "rejected_share": 0.5}
+    page = store.alerts(limit=3)
+    assert [x["event_id"] for x in page] == [a.event_id for a in alerts[::-1][:3]]
+    assert "crop_jpeg" not in page[0] and page[0]["has_crop"]
+    assert page[1]["latest_decision"]["decision"] == "reject"
+    rest = store.alerts(limit=10, before=page[-1]["event_id"])  # exact even within one millisecond
+    assert [x["event_id"] for x in rest] == [a.event_id for a in alerts[:2][::-1]]
+    assert all(x["created_at"] < page[0]["created_at"] for x in store.alerts(before=page[0]["created_at"]))
+    assert store.alert(alerts[0].event_id)["crop_jpeg"] == alerts[0].crop_jpeg
+    assert [d["decision"] for d in store.decisions_for(alerts[3].event_id)] == ["unsure", "reject"]
+    assert store.get_alert(alerts[2].event_id).crop_jpeg == alerts[2].crop_jpeg
+    rows = store.outbox_unsent(limit=100)
+    assert [r["topic"] for r in rows] == ["alerts"] * 5 + ["decisions"] * 5
+    for r in rows:
+        assert payload_error(r["payload"]) is None, payload_error(r["payload"])
+    # Retention NULLs the crop in its own column: the wire payload then says so, the outbox holds no copy.
+    with store.transaction() as db:
+        db.conn.execute("UPDATE alerts SET crop_jpeg = NULL WHERE event_id = ?", (alerts[0].event_id,))
+    first = store.outbox_unsent(limit=1)[0]["payload"]
+    assert first["crop_jpeg_b64"] is None and payload_error(first) is None
+    assert store.alerts(limit=10)[-1]["has_crop"] is False
+    store.mark_sent([r["id"] for r in rows[:4]])
+    assert store.outbox_backlog() == 6
+
+
+def test_concurrent_writers_and_readers(store):
+    errors = []
+
+    def writer(t):
+        try:
+            for i in range(25):
+                a = _alert(t * 100 + i)
+                store.add_alert(a)
+                store.add_decision(Decision(device_id="van-01", alert_id=a.event_id, officer_id=f"PC-{t}",
+                                            decision="confirm"))
+        except Exception as e:
+            errors.append(e)
+
+    def reader():
+        try:
+            for _ in range(50):
+                store.alerts(limit=20)
+                store.counters()
+                store.mark_sent([r["id"] for r in store.outbox_unsent(limit=5)])
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)] + [threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert store.counters()["alerts"] == 100 and store.counters()["confirmed"] == 100
+    ids = [r["id"] for r in store.outbox(limit=1000)]
+    assert ids == list(range(1, 201)), "outbox sequence has gaps or disorder"
+
+
+def test_file_is_encrypted(store, tmp_path):
+    a = _alert(7, subject_id="S-SECRET-777")
+    store.add_alert(a)
+    store.close()
+    blob = b"".join(p.read_bytes() for p in database_files(tmp_path / "data" / "events.db") if p.exists())
+    assert b"S-SECRET-777" not in blob
+    assert a.crop_jpeg[:64] not in blob and a.crop_jpeg[-64:] not in blob
+    assert b"SQLite format 3" not in blob
+    reopened = EventStore.open(tmp_path / "data", KeyFileProvider(tmp_path / "keys"), create=False)
+    assert reopened.alert(a.event_id)["subject_id"] == "S-SECRET-777"
+    reopened.close()
+    store.db = reopened.db  # the fixture closes it again harmlessly
