@@ -1,0 +1,290 @@
+"""The in-van console: a Starlette app the daemon serves (see server.py) for the officers in the van.
+
+    app = create_app(ConsoleBackend(events, watchlist, officers, status, decide, config.console))
+    ConsoleServer(app, config.console.bind, config.console.port).start()
+
+Pages: /login, / (the console). API (JSON, all behind a session): /api/alerts, /api/alerts/{id},
+/api/alerts/{id}/crop.jpg, /api/alerts/{id}/reference.jpg, POST /api/alerts/{id}/decision, /api/status,
+/api/session, POST /api/ping, and /api/stream (server-sent events: alert, decision, status, outbox,
+expired). Everything the page uses is served from here: the van is often offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from appliance.console.backend import ConsoleBackend
+from appliance.console.security import COOKIE, ConsoleGate, same_origin
+from appliance.console.sessions import LoginThrottle, SessionManager
+from appliance.console.stream import CLOSE, Hub, sse
+from appliance.console.views import alert_view, decision_view
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+DECISIONS = ("confirm", "reject", "unsure")
+NOTE_MAX = 1000
+STATUS_EVERY_S = 2.0  # the stream pushes the status strip this often (no polling by the page)
+PAGE_SIZE_MAX = 200
+
+
+def _template(name: str) -> str:
+    return (HERE / "templates" / name).read_text(encoding="utf-8")
+
+
+def _fill(template: str, **values: str) -> str:
+    for k, v in values.items():
+        template = template.replace("{{" + k + "}}", html.escape(v, quote=True))
+    return template
+
+
+def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.monotonic) -> Starlette:
+    cfg = backend.config
+    sessions = SessionManager(cfg.session_minutes * 60, cfg.session_max_hours * 3600, clock)
+    throttle = LoginThrottle(cfg.max_failed_logins, cfg.lockout_s, clock)
+    hub = Hub()
+    events, watchlist = backend.events, backend.watchlist
+    index_html, login_html = _template("index.html"), _template("login.html")
+
+    def audit(kind: str, **details) -> None:
+        if backend.audit is not None:
+            try:
+                backend.audit(kind, details)
+            except Exception:
+                log.exception("console audit hook failed on %s", kind)
+
+    # -- views ----------------------------------------------------------------------------------------
+    def subject_and_photo(subject_id: str, cache: dict) -> tuple[dict | None, bool]:
+        if subject_id not in cache:
+            subject = watchlist.subject(subject_id)
+            has_photo = subject is not None and watchlist.reference_photo(subject_id) is not None
+            cache[subject_id] = (subject, has_photo)
+        return cache[subject_id]
+
+    def view(alert, decisions: list | None, cache: dict | None = None) -> dict:
+        subject, has_photo = subject_and_photo(alert["subject_id"], {} if cache is None else cache)
+        return alert_view(alert, subject, decisions, has_photo)
+
+    def status_snapshot() -> dict:
+        try:
+            status = dict(backend.status() or {})
+        except Exception:
+            log.exception("console status provider failed")
+            status = {"error": "status unavailable"}
+        try:
+            counters = events.counters()
+        except Exception:
+            log.exception("console counters failed")
+            counters = {}
+        return {"status": status, "counters": counters}
+
+    # -- the store's writer threads -> open pages -------------------------------------------------------
+    def on_store_event(kind: str, data) -> None:
+        try:
+            if kind == "alert":
+                hub.publish("alert", view(data, None))
+            elif kind == "decision":
+                hub.publish("decision", decision_view(data))
+            elif kind == "outbox":
+                hub.publish("outbox", {"backlog": data.get("backlog")})
+            elif kind == "deployment":
+                hub.publish("deployment", {})  # the page refreshes its status strip
+        except Exception:  # never disturb the writer
+            log.exception("console could not forward a %s event", kind)
+
+    unsubscribe = events.subscribe(on_store_event)
+
+    # -- pages ----------------------------------------------------------------------------------------
+    def login_page(message: str = "", officer_id: str = "", status_code: int = 200, headers=None) -> HTMLResponse:
+        body = _fill(login_html, message=message, officer_id=officer_id, device_id=backend.device_id)
+        return HTMLResponse(body, status_code=status_code, headers=headers)
+
+    async def login_get(request: Request) -> Response:
+        if sessions.get(request.cookies.get(COOKIE), touch=False) is not None:
+            return RedirectResponse("/", status_code=303)
+        return login_page()
+
+    async def login_post(request: Request) -> Response:
+        form = await request.form()
+        officer_id = str(form.get("officer_id", "")).strip()[:64]
+        pin = str(form.get("pin", ""))[:64]
+        wait = throttle.retry_after(officer_id)
+        if wait > 0:
+            await run_in_threadpool(audit, "console_login_locked", officer_id=officer_id)
+            return login_page(f"Too many wrong PINs for this officer id. Try again in {math.ceil(wait)} s.",
+                              officer_id, 429, {"Retry-After": str(math.ceil(wait))})
+        officer = await run_in_threadpool(backend.officers.verify, officer_id, pin) if officer_id and pin else None
+        if officer is None:
+            locked = throttle.failure(officer_id)
+            await run_in_threadpool(audit, "console_login_failed", officer_id=officer_id)
+            msg = "Wrong officer id or PIN."
+            if locked:
+                msg += f" Locked for {math.ceil(locked)} s."
+            return login_page(msg, officer_id, 401)
+        throttle.success(officer_id)
+        token, _ = sessions.create(officer.id, officer.display_name)
+        await run_in_threadpool(audit, "console_login", officer_id=officer.id)
+        resp = RedirectResponse("/", status_code=303)
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=cfg.secure_cookies, path="/")
+        return resp
+
+    async def logout(request: Request) -> Response:
+        s = request.state.session
+        sessions.end(request.state.token)
+        await run_in_threadpool(audit, "console_logout", officer_id=s.officer_id)
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=cfg.secure_cookies)
+        return resp
+
+    async def index(request: Request) -> Response:
+        s = request.state.session
+        return HTMLResponse(_fill(index_html, csrf=s.csrf, officer_id=s.officer_id,
+                                  officer_name=s.display_name, device_id=backend.device_id))
+
+    # -- API ------------------------------------------------------------------------------------------
+    def session_info(request: Request) -> JSONResponse:
+        s = request.state.session
+        return JSONResponse({"officer_id": s.officer_id, "display_name": s.display_name,
+                             "expires_in_s": round(sessions.expires_in(s))})
+
+    def list_alerts(request: Request) -> JSONResponse:
+        try:
+            limit = max(1, min(int(request.query_params.get("limit", 50)), PAGE_SIZE_MAX))
+        except ValueError:
+            return JSONResponse({"error": "limit must be a number"}, status_code=400)
+        before = request.query_params.get("before") or None
+        cache: dict = {}
+        return JSONResponse({"alerts": [view(a, None, cache) for a in events.alerts(limit, before)]})
+
+    def get_alert(request: Request) -> JSONResponse:
+        eid = request.path_params["event_id"]
+        a = events.alert(eid)
+        if a is None:
+            return JSONResponse({"error": "no such alert"}, status_code=404)
+        return JSONResponse(view(a, events.decisions_for(eid)))
+
+    def _jpeg(data: bytes | None) -> Response:
+        if not data:
+            return JSONResponse({"error": "no image"}, status_code=404)
+        return Response(bytes(data), media_type="image/jpeg")
+
+    def crop(request: Request) -> Response:
+        a = events.alert(request.path_params["event_id"])
+        return _jpeg(a.get("crop_jpeg") if a else None)
+
+    def reference(request: Request) -> Response:
+        a = events.alert(request.path_params["event_id"])
+        return _jpeg(watchlist.reference_photo(a["subject_id"]) if a else None)
+
+    async def decide(request: Request) -> Response:
+        s = request.state.session
+        eid = request.path_params["event_id"]
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "expected a JSON body"}, status_code=400)
+        decision = body.get("decision") if isinstance(body, dict) else None
+        note = body.get("note") if isinstance(body, dict) else None
+        if decision not in DECISIONS:
+            return JSONResponse({"error": f"decision must be one of {', '.join(DECISIONS)}"}, status_code=400)
+        if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX):
+            return JSONResponse({"error": f"note must be text of at most {NOTE_MAX} characters"}, status_code=400)
+        if await run_in_threadpool(events.alert, eid) is None:
+            return JSONResponse({"error": "no such alert"}, status_code=404)
+        note = (note or "").strip() or None
+        d = await run_in_threadpool(backend.decide, eid, s.officer_id, decision, note)
+        return JSONResponse(decision_view(d), status_code=201)
+
+    def status(request: Request) -> JSONResponse:
+        return JSONResponse(status_snapshot())
+
+    def ping(request: Request) -> JSONResponse:
+        return JSONResponse({"expires_in_s": round(sessions.expires_in(request.state.session))})
+
+    async def stream(request: Request) -> Response:
+        token = request.state.token
+        officer_id = request.state.session.officer_id
+        client = hub.attach()
+
+        async def still_valid() -> bool:
+            return (sessions.get(token, touch=False) is not None
+                    and await run_in_threadpool(backend.officers.is_active, officer_id))
+
+        async def events_out():
+            try:
+                yield "retry: 2000\n\n"
+                yield sse("status", await run_in_threadpool(status_snapshot))
+                next_status = time.monotonic() + STATUS_EVERY_S
+                while True:
+                    timeout = max(0.05, next_status - time.monotonic())
+                    try:
+                        msg = await asyncio.wait_for(client.queue.get(), timeout)
+                    except asyncio.TimeoutError:
+                        msg = None
+                    if msg is CLOSE:
+                        return
+                    if msg is not None:
+                        yield msg
+                        continue
+                    if not await still_valid():
+                        yield sse("expired", {})
+                        return
+                    yield sse("status", await run_in_threadpool(status_snapshot))
+                    next_status = time.monotonic() + STATUS_EVERY_S
+            finally:
+                hub.detach(client)
+
+        return StreamingResponse(events_out(), media_type="text/event-stream",
+                                 headers={"X-Accel-Buffering": "no"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        hub.close()
+        if callable(unsubscribe):
+            unsubscribe()
+
+    routes = [
+        Route("/login", login_get, methods=["GET"]),
+        Route("/login", login_post, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/", index, methods=["GET"]),
+        Route("/api/session", session_info, methods=["GET"]),
+        Route("/api/ping", ping, methods=["POST"]),
+        Route("/api/status", status, methods=["GET"]),
+        Route("/api/stream", stream, methods=["GET"]),
+        Route("/api/alerts", list_alerts, methods=["GET"]),
+        Route("/api/alerts/{event_id}", get_alert, methods=["GET"]),
+        Route("/api/alerts/{event_id}/crop.jpg", crop, methods=["GET"]),
+        Route("/api/alerts/{event_id}/reference.jpg", reference, methods=["GET"]),
+        Route("/api/alerts/{event_id}/decision", decide, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(ConsoleGate, sessions=sessions, officers=backend.officers)],
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.state.sessions = sessions
+    app.state.throttle = throttle
+    app.state.backend = backend
+    return app
+
+
+__all__ = ["create_app", "same_origin"]

@@ -1,0 +1,70 @@
+"""What the console needs from the rest of the appliance, bundled in one object the daemon builds.
+
+The console reads alerts and decisions from the events store, subjects and reference photos from the
+watchlist store, officers from the officer store, and the live state from a status callable. It writes
+exactly one thing: an officer's decision, through `decide`, which stores it in the events database (the
+outbox) so it is published to the control room like every other event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from appliance.config import ConsoleConfig
+
+
+class EventStoreLike(Protocol):
+    """The part of appliance.events.EventStore the console uses."""
+
+    def alerts(self, limit: int = 50, before: str | None = None) -> list: ...
+    def alert(self, event_id: str): ...
+    def decisions_for(self, alert_id: str) -> list: ...
+    def counters(self) -> dict: ...
+    def subscribe(self, callback: Callable[..., None]) -> Any: ...
+
+
+class WatchlistLike(Protocol):
+    """The part of appliance.watchlist.store.WatchlistStore the console uses (read only)."""
+
+    def subject(self, subject_id: str) -> dict | None: ...
+    def reference_photo(self, subject_id: str) -> bytes | None: ...
+
+
+class OfficersLike(Protocol):
+    def verify(self, officer_id: str, pin: str): ...
+    def is_active(self, officer_id: str) -> bool: ...
+
+
+# decide(alert_id, officer_id, decision, note) -> the stored Decision
+DecideHook = Callable[[str, str, str, "str | None"], Any]
+# status() -> {"camera_fps", "faces_seen", "watchlist_id", "watchlist_version", "watchlist_expires_at",
+#              "broker", "outbox_backlog", "deployment", "expected_false_alert_rate", "rejected_share", ...}
+StatusProvider = Callable[[], dict]
+# audit(kind, details): logins, logouts and refusals, for the audit chain (issue 5); optional.
+AuditHook = Callable[[str, dict], None]
+
+
+@dataclass
+class ConsoleBackend:
+    events: EventStoreLike
+    watchlist: WatchlistLike
+    officers: OfficersLike
+    status: StatusProvider
+    decide: DecideHook
+    config: ConsoleConfig = field(default_factory=ConsoleConfig)
+    audit: AuditHook | None = None
+    device_id: str = "van"
+
+
+def store_decision(events, device_id: str) -> DecideHook:
+    """The standard decide hook: a Decision committed to the events store (and so to its outbox)."""
+    from appliance.events.models import Decision  # the events package is the daemon's; imported when wired
+
+    def decide(alert_id: str, officer_id: str, decision: str, note: str | None):
+        d = Decision(device_id=device_id, alert_id=alert_id, officer_id=officer_id, decision=decision, note=note)
+        events.add_decision(d)
+        return d
+
+    return decide

@@ -1,0 +1,274 @@
+// In-van console page. Vanilla JS, no framework, nothing fetched from outside this device.
+// Alerts, decisions and the status strip are pushed by the server over server-sent events (/api/stream);
+// the page only asks for data when it loads or when the officer selects an alert.
+"use strict";
+(function () {
+  const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  const alerts = new Map();  // event_id -> alert view (see appliance/console/views.py)
+  let selected = null;
+  let lastPing = Date.now();
+  const LABEL = { confirm: "Confirmed", reject: "Rejected", unsure: "Can't tell" };
+  const ASK = { confirm: "Confirm: this IS the watchlist person", reject: "Reject: this is NOT the person",
+                unsure: "Can't tell from these pictures" };
+
+  // -- helpers ---------------------------------------------------------------------------------------
+  async function api(path, options = {}) {
+    const opts = Object.assign({ credentials: "same-origin", cache: "no-store" }, options);
+    if (opts.method && opts.method !== "GET") {
+      opts.headers = Object.assign({ "X-CSRF-Token": CSRF }, opts.headers || {});
+    }
+    const resp = await fetch(path, opts);
+    if (resp.status === 401) { window.location.assign("/login"); throw new Error("logged out"); }
+    return resp;
+  }
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = text;
+    return e;
+  }
+  function setCell(id, text, tone) {
+    const v = $(id).querySelector(".v");
+    v.textContent = text;
+    v.className = "v" + (tone ? " " + tone : "");
+  }
+  const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour12: false });
+  function ago(iso) {
+    const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+    if (s < 60) return s + " s ago";
+    if (s < 3600) return Math.floor(s / 60) + " min ago";
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min ago";
+  }
+  function until(iso) {
+    const s = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
+    if (s <= 0) return null;
+    if (s < 3600) return Math.ceil(s / 60) + " min";
+    if (s < 2 * 86400) return Math.floor(s / 3600) + " h";
+    return Math.floor(s / 86400) + " days";
+  }
+  const nameOf = (a) => (a.subject ? a.subject.display_name : "Subject " + a.subject_id);
+  const latest = (a) => (a.decisions.length ? a.decisions[a.decisions.length - 1] : null);
+  const sorted = () => [...alerts.values()].sort((x, y) => (x.created_at < y.created_at ? 1 : -1));
+
+  // -- alerts ----------------------------------------------------------------------------------------
+  function merge(a) {
+    const old = alerts.get(a.event_id);
+    if (old && old.decisions_complete && !a.decisions_complete) a.decisions = old.decisions;
+    alerts.set(a.event_id, a);
+  }
+  function addDecision(d) {
+    const a = alerts.get(d.alert_id);
+    if (!a || a.decisions.some((x) => x.event_id === d.event_id)) return;
+    a.decisions.push(d);
+    a.decisions.sort((x, y) => (x.created_at < y.created_at ? -1 : 1));
+    render();
+  }
+  async function select(id) {
+    selected = id;
+    render();
+    const resp = await api("/api/alerts/" + encodeURIComponent(id));
+    if (resp.ok) { merge(await resp.json()); render(); }
+  }
+  function onLiveAlert(a) {
+    merge(a);
+    const cur = selected && alerts.get(selected);
+    if (!cur || latest(cur)) { selected = a.event_id; }  // do not pull an undecided alert away from the officer
+    toast("NEW ALERT · " + nameOf(a));
+    $("alert-panel").classList.add("fresh");
+    setTimeout(() => $("alert-panel").classList.remove("fresh"), 4000);
+    render();
+  }
+  let toastTimer = null;
+  function toast(text) {
+    const t = $("toast");
+    t.textContent = text;
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, 4000);
+  }
+
+  function render() {
+    renderQueue();
+    const a = selected && alerts.get(selected);
+    $("empty").hidden = !!a;
+    $("alert").hidden = !a;
+    if (a) renderAlert(a);
+  }
+  function renderQueue() {
+    const list = $("queue");
+    list.replaceChildren();
+    let pending = 0;
+    for (const a of sorted()) {
+      const d = latest(a);
+      if (!d) pending++;
+      const li = el("li");
+      li.dataset.id = a.event_id;
+      if (a.event_id === selected) li.classList.add("selected");
+      const img = el("img");
+      img.alt = "";
+      if (a.crop_url) img.src = a.crop_url;
+      const who = el("div", "who");
+      who.append(el("b", null, nameOf(a)), el("span", null, clock(a.created_at) + " · " + (a.category || "")));
+      li.append(img, who, d ? el("span", "st d-" + d.decision, LABEL[d.decision]) : el("span", "st pending", "TO REVIEW"));
+      li.addEventListener("click", () => select(a.event_id));
+      list.append(li);
+    }
+    $("q-pending").textContent = pending ? "· " + pending + " to review" : "";
+  }
+  function renderAlert(a) {
+    const crop = $("crop"), ref = $("reference");
+    if (crop.dataset.src !== (a.crop_url || "")) {
+      crop.dataset.src = a.crop_url || "";
+      if (a.crop_url) { crop.src = a.crop_url; crop.classList.remove("missing"); }
+      else { crop.removeAttribute("src"); crop.alt = "Live face deleted (retention period over)"; crop.classList.add("missing"); }
+    }
+    if (ref.dataset.src !== (a.reference_url || "")) {
+      ref.dataset.src = a.reference_url || "";
+      if (a.reference_url) { ref.src = a.reference_url; ref.classList.remove("missing"); }
+      else { ref.removeAttribute("src"); ref.alt = "No reference photo (subject no longer on the watchlist)"; ref.classList.add("missing"); }
+    }
+    $("a-name").textContent = nameOf(a);
+    $("a-category").textContent = (a.subject && a.subject.category) || a.category;
+    const notes = a.subject && a.subject.notes;
+    $("a-notes").textContent = notes || (a.subject ? "No notes on the watchlist." : "No longer on the watchlist.");
+    $("a-notes").classList.toggle("none", !notes);
+    $("a-time").textContent = clock(a.created_at);
+    $("a-age").textContent = "(" + ago(a.created_at) + ")";
+    const score = Number(a.score), thr = Number(a.threshold);
+    $("a-score-value").textContent = "Match score " + score.toFixed(2);
+    const diff = score - thr;
+    $("a-score-threshold").textContent = "alert threshold " + thr.toFixed(2) + " · " +
+      Math.abs(diff).toFixed(2) + (diff >= 0 ? " above" : " below");
+    const pct = (x) => Math.max(0, Math.min(100, x * 100)) + "%";
+    $("a-score-fill").style.width = pct(score);
+    $("a-score-mark").style.left = "calc(" + pct(thr) + " - 2px)";
+    const d = latest(a);
+    for (const b of document.querySelectorAll(".actions .btn")) {
+      b.classList.toggle("chosen", !!d && b.dataset.decision === d.decision);
+    }
+    const hist = $("a-history");
+    hist.replaceChildren();
+    if (!a.decisions.length) hist.append(el("li", "nothing", "No decision yet. The alert is only a suggestion until an officer decides."));
+    for (const x of a.decisions) {
+      const li = el("li");
+      li.append(el("span", "d d-" + x.decision, LABEL[x.decision]), el("span", null, clock(x.created_at)),
+                el("span", null, "by " + x.officer_id));
+      if (x.note) li.append(el("span", "note", "“" + x.note + "”"));
+      hist.append(li);
+    }
+  }
+
+  // -- deciding --------------------------------------------------------------------------------------
+  const dialog = $("decide-dialog");
+  let choice = null;
+  for (const b of document.querySelectorAll(".actions .btn")) {
+    b.addEventListener("click", () => {
+      const a = alerts.get(selected);
+      if (!a) return;
+      choice = b.dataset.decision;
+      $("d-title").textContent = ASK[choice];
+      $("d-subject").textContent = nameOf(a) + " · alert at " + clock(a.created_at);
+      $("d-note").value = "";
+      $("d-error").textContent = "";
+      $("d-record").className = "btn btn-" + choice;
+      dialog.showModal();
+    });
+  }
+  $("d-cancel").addEventListener("click", () => dialog.close());
+  $("decide-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const id = selected;
+    $("d-record").disabled = true;
+    try {
+      const resp = await api("/api/alerts/" + encodeURIComponent(id) + "/decision", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ decision: choice, note: $("d-note").value.trim() || null }),
+      });
+      const body = await resp.json();
+      if (!resp.ok) { $("d-error").textContent = body.error || "Not recorded. Try again."; return; }
+      addDecision(body);
+      dialog.close();
+      toast(LABEL[choice] + " · recorded, sending to the control room");
+    } catch (e) {
+      $("d-error").textContent = "Not recorded: the console cannot reach the device. Try again.";
+    } finally {
+      $("d-record").disabled = false;
+    }
+  });
+
+  // -- status strip and counters ---------------------------------------------------------------------
+  function renderStatus(snap) {
+    const s = snap.status || {}, c = snap.counters || {};
+    const dep = s.deployment;
+    if (dep) setCell("st-deployment", dep.purpose || dep.location || dep.id || "active", "ok");
+    else setCell("st-deployment", "none · not matching", "warn");
+    if (s.camera_fps === null || s.camera_fps === undefined) setCell("st-camera", s.camera_state || "no camera", "bad");
+    else setCell("st-camera", Number(s.camera_fps).toFixed(1) + " fps", s.camera_fps < 5 ? "warn" : "ok");
+    if (s.watchlist_version === null || s.watchlist_version === undefined) setCell("st-watchlist", "none loaded", "bad");
+    else {
+      const left = s.watchlist_expires_at ? until(s.watchlist_expires_at) : null;
+      if (s.watchlist_expires_at && !left) setCell("st-watchlist", "v" + s.watchlist_version + " EXPIRED", "bad");
+      else setCell("st-watchlist", "v" + s.watchlist_version + (left ? " · expires in " + left : ""), left && !left.includes("days") ? "warn" : "ok");
+    }
+    const link = s.broker || "unknown";
+    setCell("st-broker", link, link === "connected" ? "ok" : "bad");
+    const backlog = s.outbox_backlog;
+    if (backlog !== undefined && backlog !== null) setCell("st-outbox", backlog + (backlog === 1 ? " event" : " events"), backlog > 0 ? "warn" : "ok");
+    const num = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString());
+    $("c-faces").textContent = num(s.faces_seen);
+    $("c-alerts").textContent = num(c.alerts);
+    $("c-confirmed").textContent = num(c.confirmed);
+    $("c-rejected").textContent = num(c.rejected);
+    const share = c.rejected_share !== undefined ? c.rejected_share : s.rejected_share;
+    const decided = (c.confirmed || 0) + (c.rejected || 0) + (c.unsure || 0);
+    $("r-measured").textContent = share === null || share === undefined ? "–" : Math.round(share * 100) + " %";
+    $("r-measured-n").textContent = decided ? c.rejected + " of " + decided + " decided" : "no decisions yet";
+    const rate = s.expected_false_alert_rate;
+    $("r-expected").textContent = rate ? "1 in " + Math.round(1 / rate).toLocaleString() : "–";
+    $("r-expected-src").textContent = rate ? (s.expected_rate_source || "from the evaluation") : "not calibrated";
+  }
+
+  // -- live stream -----------------------------------------------------------------------------------
+  function connect() {
+    const es = new EventSource("/api/stream");
+    es.addEventListener("open", () => setCell("st-live", "live", "ok"));
+    es.addEventListener("alert", (e) => onLiveAlert(JSON.parse(e.data)));
+    es.addEventListener("decision", (e) => addDecision(JSON.parse(e.data)));
+    es.addEventListener("status", (e) => renderStatus(JSON.parse(e.data)));
+    es.addEventListener("outbox", (e) => {
+      const n = JSON.parse(e.data).backlog;
+      if (n !== null && n !== undefined) setCell("st-outbox", n + (n === 1 ? " event" : " events"), n > 0 ? "warn" : "ok");
+    });
+    es.addEventListener("expired", () => window.location.assign("/login"));
+    es.addEventListener("reload", () => window.location.reload());
+    es.addEventListener("error", () => {
+      setCell("st-live", "reconnecting", "bad");
+      if (es.readyState === EventSource.CLOSED) {
+        api("/api/session").then(() => setTimeout(connect, 2000)).catch(() => {});
+      }
+    });
+  }
+
+  async function start() {
+    const resp = await api("/api/alerts?limit=50");
+    const body = await resp.json();
+    for (const a of body.alerts) merge(a);
+    const list = sorted();
+    const first = list.find((a) => !latest(a)) || list[0];
+    if (first) await select(first.event_id); else render();
+    connect();
+  }
+
+  // An officer touching the screen keeps the session alive; an unattended screen logs out.
+  for (const kind of ["pointerdown", "keydown"]) {
+    document.addEventListener(kind, () => {
+      if (Date.now() - lastPing > 60000) { lastPing = Date.now(); api("/api/ping", { method: "POST" }).catch(() => {}); }
+    }, { passive: true });
+  }
+  $("logout").addEventListener("click", async () => {
+    try { await api("/logout", { method: "POST" }); } finally { window.location.assign("/login"); }
+  });
+  setInterval(() => { const a = selected && alerts.get(selected); if (a) $("a-age").textContent = "(" + ago(a.created_at) + ")"; }, 5000);
+  start();
+})();
