@@ -216,6 +216,40 @@ class ConsoleConfig(Section):
     )
 
 
+class DeploymentConfig(Section):
+    wipe_watchlist_on_end: bool = Field(
+        False, description="Erase the watchlist when a deployment ends (the next deployment needs a new bundle)."
+    )
+    two_officer_confirmation: bool = Field(
+        False, description="Forward an alert as confirmed only when two different officers have confirmed it."
+    )
+    max_hours: float = Field(
+        12.0, ge=0.25, le=72, description="Longest planned duration of one deployment (start to planned end)."
+    )
+
+
+class RetentionConfig(Section):
+    crop_days: int = Field(
+        31, ge=1, le=3650, description="Alert crops (live face images) are purged this many days after the "
+        "alert, unless the alert is on legal hold."
+    )
+    records_days: int = Field(
+        2190, ge=1, le=36500, description="Alerts (without images) and decisions are deleted after this many "
+        "days; the audit chain is never purged on the device (export it first)."
+    )
+    interval_minutes: float = Field(60.0, ge=1, le=24 * 60, description="How often the purge runs.")
+
+
+class CommandsConfig(Section):
+    max_lifetime_s: int = Field(
+        3600, ge=10, le=7 * 24 * 3600, description="A signed command whose expiry is further than this after "
+        "its issue time is refused (bounds how long nonces are remembered)."
+    )
+    clock_skew_s: int = Field(
+        300, ge=0, le=3600, description="Allowed difference between the control room's clock and the van's."
+    )
+
+
 class Config(Section):
     device: DeviceConfig = DeviceConfig()
     runtime: RuntimeConfig = RuntimeConfig()
@@ -231,6 +265,9 @@ class Config(Section):
     watchlist: WatchlistConfig = WatchlistConfig()
     console: ConsoleConfig = ConsoleConfig()
     events: EventsConfig = EventsConfig()
+    deployment: DeploymentConfig = DeploymentConfig()
+    retention: RetentionConfig = RetentionConfig()
+    commands: CommandsConfig = CommandsConfig()
 
 
 def format_validation_error(err: ValidationError, origin: str) -> str:
