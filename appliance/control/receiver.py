@@ -98,11 +98,10 @@ class ControlReceiver:
         if not m:
             raise Refused("not an lfr/v1 device topic")
         device, suffix = m.groups()
-        seq = _int(props.get(PROP_SEQ))
         try:
             payload = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            self._refuse(topic, seq, "payload is not UTF-8 JSON", device, props, now)
+            self._refuse("payload is not UTF-8 JSON", device, props, now)
             return
         if suffix == "watchlist/ack":
             err = first_error("watchlist_ack", payload) if isinstance(payload, dict) else "not a JSON object"
@@ -126,7 +125,7 @@ class ControlReceiver:
             if crop is not None and not crop.startswith(b"\xff\xd8\xff"):
                 err = "crop_jpeg_b64 is not a JPEG"
         if err:
-            self._refuse(topic, seq, err, device, props, now)
+            self._refuse(err, device, props, now)
             return
         if suffix == "status":
             with self.store.lock, self.store.db.atomic():
@@ -172,10 +171,10 @@ class ControlReceiver:
         if receipt is not None:
             self._send_receipt(device, *receipt)
 
-    def _refuse(self, topic: str, seq: int | None, reason: str, device: str | None, props: dict, now: str) -> None:
-        """Record the refusal; in an ordered stream an invalid event still advances the sequence (it can never
-        become valid, and must not block the events after it)."""
-        order = self._ordered(props) if device else None
+    def _refuse(self, reason: str, device: str, props: dict, now: str) -> None:
+        """Refuse (handle() records and prints it). In an ordered stream an invalid event still advances the
+        sequence: it can never become valid, and must not block the events after it."""
+        order = self._ordered(props)
         receipt = None
         with self.store.lock, self.store.db.atomic():
             if order is not None:

@@ -194,7 +194,7 @@ class OutboxPublisher:
     def _loop(self) -> None:
         inflight: dict[int, int] = {}     # mid -> outbox id, publishes of this connection
         cursor = 0                        # highest outbox id published since the last go-back
-        received = self._initial_received()
+        received = self.store.received_upto()
         last_progress = time.monotonic()
         rto = self.receipt_timeout_s      # doubles while no receiver answers (it may be down for hours)
         gap_handled: int | None = None
@@ -264,13 +264,6 @@ class OutboxPublisher:
     def _has_more(self, cursor: int) -> bool:
         fetch = self.store.outbox_unreceived if self.receipts else self.store.outbox_unsent
         return bool(fetch(after_id=cursor, limit=1))
-
-    def _initial_received(self) -> int:
-        with self.store._lock:
-            row = self.store.db.conn.execute(
-                "SELECT coalesce((SELECT min(id) - 1 FROM outbox WHERE received_at IS NULL), "
-                "(SELECT max(id) FROM outbox), 0)").fetchone()
-        return int(row[0])
 
     def _go_back(self, why: str) -> int:
         self.go_backs += 1

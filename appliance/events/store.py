@@ -339,6 +339,21 @@ class EventStore:
                 (now, now, upto_id)).rowcount
         return n
 
+    def received_upto(self) -> int:
+        """The highest outbox id up to which every row is confirmed by a receipt (0: none)."""
+        with self._lock:
+            row = self.db.conn.execute(
+                "SELECT coalesce((SELECT min(id) - 1 FROM outbox WHERE received_at IS NULL), "
+                "(SELECT max(id) FROM outbox), 0)").fetchone()
+        return int(row[0])
+
+    def prune_outbox(self, before: str, *, confirmed_by_receipt: bool = True) -> int:
+        """Delete outbox rows created before `before` (ISO time) that are done: confirmed by a receipt (or, with
+        receipts off, acknowledged by the broker). The alerts and decisions themselves stay. Returns rows."""
+        done = "received_at IS NOT NULL" if confirmed_by_receipt else "sent_at IS NOT NULL"
+        with self.transaction():
+            return self.db.conn.execute(f"DELETE FROM outbox WHERE {done} AND created_at < ?", (before,)).rowcount
+
     def outbox_stats(self) -> dict:
         with self._lock:
             total, unsent, unreceived = self.db.conn.execute(
