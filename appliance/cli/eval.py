@@ -1,4 +1,5 @@
-"""`appliance eval --data DIR [--json] [--out DIR] [--calibrate]`: measure the pipeline's accuracy."""
+"""`appliance eval --data DIR [--groups FILE...] [--nasa DIR] [--fusion] [--json] [--out DIR] [--calibrate]`:
+measure the pipeline's accuracy (pooled, per group, reference-against-live, multi-look)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import argparse
 import json
 import shlex
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from appliance.cli.common import add_config_args, config_from_args
+from appliance.errors import ApplianceError
 from appliance.evaluation.embed_dataset import embed_dataset
+from appliance.evaluation.fusion import evaluate_fusion
+from appliance.evaluation.groups import load_group_files
 from appliance.evaluation.lfw import load_dataset
-from appliance.evaluation.lfw_eval import evaluate
+from appliance.evaluation.lfw_eval import evaluate, manifest_calibration
+from appliance.evaluation.nasa import evaluate_nasa
 from appliance.evaluation.report import write_report
 from appliance.matching.threshold import resolve_threshold
 from appliance.runtime.manifest import write_calibration
@@ -24,8 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="Name/Name_0001.jpg folders + pairs.txt")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object (default: summary)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write report.md, plots and failures here")
+    p.add_argument("--groups", type=Path, nargs="+", metavar="FILE",
+                   help="label files, one per group (image file names, one a line; group = file name): "
+                   "per-group and cross-group figures with 95%% identity-bootstrap intervals and differentials")
     p.add_argument("--calibrate", action="store_true",
-                   help="write the measured threshold (FPIR <= 1e-3) and floor into models/manifest.toml")
+                   help="write the measured threshold (FPIR <= 1e-3; with --groups, for every group) and floor "
+                   "into models/manifest.toml")
+    p.add_argument("--nasa", type=Path, metavar="DIR",
+                   help="reference photo against live view: enrol each <person>/portrait.jpg among the LFW "
+                   "gallery, probe with each <person>/iss_photo_*.jpg")
+    p.add_argument("--fusion", action="store_true",
+                   help="multi-look fusion: single best look against fused decisions at equal TPIR (slow: "
+                   "embeds 5 looks of every open-set probe)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     add_config_args(p)
     p.set_defaults(func=run)
@@ -35,32 +49,24 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     pipe = FacePipeline.from_config(config)
     dataset = load_dataset(args.data)
+    groups = load_group_files(args.groups) if args.groups else None  # bad input fails before the long part
+    if args.nasa and not args.nasa.is_dir():
+        raise ApplianceError(f"--nasa: folder {args.nasa} not found")
     emb = embed_dataset(pipe, dataset, progress=False if args.no_progress else None)
     threshold = resolve_threshold(config.matcher, pipe.embedder_spec)
-    result, raw = evaluate(dataset, emb, pipe.model_id, threshold)
+    result, raw = evaluate(dataset, emb, pipe.model_id, threshold, groups)
+    if args.nasa:
+        result["nasa"] = evaluate_nasa(pipe, args.nasa, dataset, emb, threshold)
+    if args.fusion:
+        result["fusion"], raw["fusion"] = evaluate_fusion(pipe, dataset, emb, threshold,
+                                                          progress=False if args.no_progress else None)
     command = "appliance " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.out:
         write_report(result, raw, dataset.root, args.out, command)
     if args.calibrate:
         cal = result["calibration"]
-        path = write_calibration(pipe.model_id, {
-            "threshold": cal["threshold"],
-            "floor": cal["floor"],
-            "target_fpir": cal["target_fpir"],
-            "evidence": {
-                "dataset": str(dataset.root.name),
-                "images": result["images"],
-                "no_face": result["no_face"],
-                "gallery_size": result["open_set"]["gallery_size"],
-                "mated_probes": result["open_set"]["mated_probes"],
-                "non_mated_probes": result["open_set"]["non_mated_probes"],
-                "floor_fpir": cal["floor_fpir"],
-                "tar_at_far": result["tar_at_far"],
-                "pairs_accuracy": result.get("pairs", {}).get("accuracy"),
-                "command": command,
-                "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
-        }, config.models.dir)
+        path = write_calibration(pipe.model_id, manifest_calibration(result, dataset.root.name, command),
+                                 config.models.dir)
         print(f"calibrated {pipe.model_id}: threshold {cal['threshold']} floor {cal['floor']} -> {path}",
               file=sys.stderr)
     if args.json:

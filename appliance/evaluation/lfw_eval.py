@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numpy as np
 
-from appliance.evaluation import metrics
+from appliance.evaluation import false_alerts, metrics
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
 from appliance.evaluation.lfw import Dataset
 
@@ -89,8 +90,13 @@ def pair_scores(dataset: Dataset, emb: DatasetEmbeddings) -> tuple[np.ndarray, n
     return scores, same, folds
 
 
-def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold: float) -> tuple[dict, dict]:
-    """The eval JSON (contract) and the raw material for the report."""
+def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold: float,
+             groups: dict[str, set[str]] | None = None) -> tuple[dict, dict]:
+    """The eval JSON (contract) and the raw material for the report.
+
+    With `groups` (name -> image file names), per-group figures are added under "groups" and the
+    calibration becomes equitable: the lowest threshold at which every group's FPIR meets the target.
+    """
     result: dict = {
         "model": model_id,
         "threshold": round(threshold, 4),
@@ -134,6 +140,71 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
         "floor_fpir": FLOOR_FPIR,
         "floor": ceil4(floor),
     }
-    result["quality_gate"] = dict(emb.quality_reasons)
     raw = {"comparisons": comps, "open_set": os_scores, "no_face": emb.no_face}
+    if groups:
+        from appliance.evaluation.groups import evaluate_groups
+
+        result["groups"], raw["groups"] = evaluate_groups(dataset, emb, groups, threshold, TARGET_FPIR, FLOOR_FPIR)
+        eq = result["groups"]["calibration"]
+        result["calibration"].update({
+            "method": "equitable: every group's FPIR at or below the target",
+            "pooled_threshold": result["calibration"]["threshold"],
+            "pooled_floor": result["calibration"]["floor"],
+            "threshold": eq["threshold"],
+            "floor": eq["floor"],
+        })
+    else:
+        result["calibration"]["method"] = "pooled: FPIR over all non-mated probes at or below the target"
+    image_identity = np.unique(np.array(dataset.identity), return_inverse=True)[1]
+    fmr = false_alerts.per_comparison_fmr(emb.embeddings, image_identity, threshold)
+    result["false_alerts"] = false_alerts.false_alert_table(emb.embeddings, image_identity, threshold, fmr)
+    cal_t = result["calibration"]["threshold"]
+    cal_fmr = fmr if cal_t == round(threshold, 4) else false_alerts.per_comparison_fmr(
+        emb.embeddings, image_identity, cal_t)
+    result["calibration"]["fmr_per_comparison"] = {
+        "value": cal_fmr["value"], "false_matches": cal_fmr["false_matches"],
+        "comparisons": cal_fmr["comparisons"], "ci95": cal_fmr["ci95"]}
+    result["quality_gate"] = dict(emb.quality_reasons)
     return result, raw
+
+
+def manifest_calibration(result: dict, dataset_name: str, command: str) -> dict:
+    """The [calibration] table `--calibrate` writes into the manifest: the operating point and its evidence."""
+    cal = result["calibration"]
+    evidence = {
+        "method": cal["method"],
+        "dataset": dataset_name,
+        "images": result["images"],
+        "no_face": result["no_face"],
+        "gallery_size": result["open_set"]["gallery_size"],
+        "mated_probes": result["open_set"]["mated_probes"],
+        "non_mated_probes": result["open_set"]["non_mated_probes"],
+        "floor_fpir": cal["floor_fpir"],
+        "tar_at_far": result["tar_at_far"],
+        "pairs_accuracy": result.get("pairs", {}).get("accuracy"),
+        # per-comparison FMR at the threshold: the daemon derives expected false alerts per face from it
+        # for any watchlist size (appliance.evaluation.false_alerts), without LFW
+        "fmr_per_comparison": cal["fmr_per_comparison"]["value"],
+        "fmr_false_matches": cal["fmr_per_comparison"]["false_matches"],
+        "fmr_comparisons": cal["fmr_per_comparison"]["comparisons"],
+        "command": command,
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if "groups" in result:
+        g = result["groups"]["calibration"]
+        evidence["pooled_threshold"] = cal["pooled_threshold"]
+        evidence["pooled_floor"] = cal["pooled_floor"]
+        evidence["groups"] = {
+            name: {"identities": result["groups"]["per_group"][name]["identities"],
+                   "images": result["groups"]["per_group"][name]["images"],
+                   "non_mated_probes": fp["probes"], "false_alarms_at_threshold": fp["false_alarms"],
+                   "threshold_alone": g["threshold_per_group"][name]}
+            for name, fp in g["fpir_per_group"].items()
+        }
+        evidence["binding_group"] = g["binding_group"]
+        d = g["fpir_differential"]
+        evidence["fpir_differential"] = {"ratio": d["ratio"] if d["ratio"] is not None else "undefined (a group has 0)",
+                                         "ratio_smoothed": d["ratio_smoothed"]}
+    evidence = {k: v for k, v in evidence.items() if v is not None}  # TOML has no null
+    return {"threshold": cal["threshold"], "floor": cal["floor"], "target_fpir": cal["target_fpir"],
+            "evidence": evidence}

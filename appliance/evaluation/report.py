@@ -127,6 +127,194 @@ def write_report(result: dict, raw: dict, data_root: Path, out: Path, command: s
     ]
     if montage:
         lines += ["", f"![worst genuine pairs]({montage})"]
+    lines += false_alerts_section(result)
+    if "groups" in result:
+        lines += groups_section(result, raw, out)
+    if "nasa" in result:
+        lines += nasa_section(result)
+    if "fusion" in result:
+        lines += fusion_section(result, raw["fusion"], out)
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None else f"{x * 100:.{digits}f}%"
+
+
+def _ci(r: dict, digits: int = 2, sci: bool = False) -> str:
+    def fmt(x: float) -> str:
+        return f"{x:.2e}" if sci else _pct(x, digits)
+
+    lo, hi = r["ci95"]
+    zero = f"; 0 errors: ≤ {fmt(r['upper95_if_zero'])} (rule of three)" if "upper95_if_zero" in r else ""
+    return f"[{fmt(lo)}, {fmt(hi)}]{zero}"
+
+
+def _group_plots(result: dict, raw: dict, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves, t = raw["curves"], raw["threshold"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, label in ((axes[0], "fmr", "FMR (impostor pairs within the group)"),
+                           (axes[1], "fpir", "FPIR (the group's non-mated probes)")):
+        for name, y in curves[key].items():
+            ax.semilogy(curves["grid"], np.where(y > 0, y, np.nan), label=name)  # a zero rate ends the curve
+        ax.axvline(t, color="k", linestyle="--", label=f"threshold {t:.4f}")
+        ax.set_xlabel("threshold (cosine)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "groups_rates.png", dpi=110)
+    plt.close(fig)
+
+    per = result["per_group"]
+    metrics_ = ("tar", "tpir", "fmr", "fpir")
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    for ax, m in zip(axes, metrics_, strict=True):
+        names = list(per)
+        vals = [per[n][m]["value"] or 0.0 for n in names]
+        lo = [v - per[n][m]["ci95"][0] for v, n in zip(vals, names, strict=True)]
+        hi = [per[n][m]["ci95"][1] - v for v, n in zip(vals, names, strict=True)]
+        ax.bar(names, vals, yerr=[lo, hi], capsize=6, color=["tab:orange", "tab:blue", "tab:green"][: len(names)])
+        ax.set_title(f"{m.upper()} at {t:.4f} (95% CI)")
+        ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    fig.savefig(out / "groups_ci.png", dpi=110)
+    plt.close(fig)
+    return ["groups_rates.png", "groups_ci.png"]
+
+
+def groups_section(result: dict, raw: dict, out: Path) -> list[str]:
+    g = result["groups"]
+    b = g["bootstrap"]
+    lines = [
+        "",
+        "## Per group",
+        "",
+        f"At the threshold {g['threshold']:.4f}. 95% intervals: {b['resamples']} bootstrap resamples of *identities* "
+        f"(not images: photos of one person are correlated), within each group, seed {b['seed']}.",
+        f"Group assignment: {g['assignment']}.",
+        "",
+        "| group | people | images | TAR | FMR | TPIR | FPIR |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in g["per_group"].items():
+        lines.append(
+            f"| {name} | {r['identities']:,} | {r['images']:,} "
+            f"| {_pct(r['tar']['value'])} {_ci(r['tar'])} ({r['tar']['accepted']:,}/{r['tar']['pairs']:,}) "
+            f"| {r['fmr']['value']:.2e} {_ci(r['fmr'], sci=True)} ({r['fmr']['false_matches']}/{r['fmr']['pairs']:,}) "
+            f"| {_pct(r['tpir']['value'])} {_ci(r['tpir'])} ({r['tpir']['hits']:,}/{r['tpir']['probes']:,}) "
+            f"| {_pct(r['fpir']['value'], 3)} {_ci(r['fpir'], 3)} "
+            f"({r['fpir']['false_alarms']}/{r['fpir']['probes']:,}) |")
+    for name, r in g["cross_group"].items():
+        f = r["fmr"]
+        lines.append(f"| {name} (cross-group impostors) | | | | {f['value']:.2e} {_ci(f, sci=True)} "
+                     f"({f['false_matches']}/{f['pairs']:,}) | | |")
+    lines += ["", "Differential (highest / lowest group rate; smoothed adds half an error to each count):", ""]
+    for m, d in g["differential"].items():
+        raw_ratio = "undefined (a group has no error)" if d["ratio"] is None else f"{d['ratio']:.2f}"
+        lines.append(f"- {m.upper()}: {raw_ratio}; smoothed {d['ratio_smoothed']:.2f} "
+                     f"[{d['ci95_smoothed'][0]:.2f}, {d['ci95_smoothed'][1]:.2f}] (highest {d['highest']})")
+    c = g["calibration"]
+    lines += [
+        "",
+        f"Equitable threshold (every group's FPIR ≤ {c['target_fpir']}): **{c['threshold']:.4f}** "
+        f"(per group alone: {c['threshold_per_group']}; binding: {c['binding_group']}); floor {c['floor']:.4f} "
+        f"(FPIR ≤ {c['floor_fpir']}); pooled TPIR there {_pct(c['tpir'])}.",
+        "",
+        *[f"![{p}]({p})" for p in _group_plots(g, raw["groups"], out)],
+    ]
+    return lines
+
+
+def false_alerts_section(result: dict) -> list[str]:
+    fa = result["false_alerts"]
+    f = fa["fmr_per_comparison"]
+    lines = [
+        "",
+        "## Expected false alerts per 10,000 faces seen",
+        "",
+        f"Per-comparison FMR at {fa['threshold']:.4f}: {f['value']:.2e} ({f['false_matches']} of "
+        f"{f['comparisons']:,} impostor pairs; 95% CI [{f['ci95'][0]:.2e}, {f['ci95'][1]:.2e}]). Model: "
+        "1 − (1 − FMR)^N per face; measured: random watchlists of N LFW people, every face of the others searched.",
+        "",
+        "| watchlist | model | model 95% CI | measured |",
+        "|---|---|---|---|",
+    ]
+    for n, r in fa["per_watchlist_size"].items():
+        m = r["measured_per_10000"]
+        meas = "— (more people than LFW)" if m is None else (
+            f"{m:.2f} ({r['measured']['false_alerts']} in {r['measured']['faces']:,} faces)")
+        lines.append(f"| {int(n):,} | {r['model_per_10000']:.2f} | {r['model_ci95_per_10000'][0]:.2f}–"
+                     f"{r['model_ci95_per_10000'][1]:.2f} | {meas} |")
+    return lines
+
+
+def nasa_section(result: dict) -> list[str]:
+    n = result["nasa"]
+    s = n["summary"]
+    lines = [
+        "",
+        "## Reference photo against live view (NASA)",
+        "",
+        f"Gallery: {n['gallery']['nasa_enrolled']} portraits + {n['gallery']['lfw_distractors']:,} LFW people; "
+        f"threshold {n['threshold']:.4f}. Live mode: {s['gate_passed']}/{s['probes']} pass the gate, rank-1 "
+        f"{s['rank1']}, true alerts {s['true_alerts']}, false alerts {s['false_alerts']}.",
+        "",
+        "| probe | gate (live) | rank | score | top-1 (score) | alert | portrait mode: gate, rank, score |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in n["probes"]:
+        lv, pm = p["live"], p["portrait_mode"]
+        lines.append(f"| {p['probe']} | {lv['gate']} | {lv.get('rank', '—')} | {lv.get('score', '—')} "
+                     f"| {lv.get('top1', '—')} ({lv.get('top1_score', '—')}) | {lv['alert']} "
+                     f"| {pm['gate']}, {pm.get('rank', '—')}, {pm.get('score', '—')} |")
+    return lines
+
+
+def fusion_section(result: dict, raw: dict, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f = result["fusion"]
+    tpirs = list(next(iter(f["at_equal_tpir"].values())))
+    lines = [
+        "",
+        "## Multi-look fusion",
+        "",
+        f"{f['mated_tracks']:,} mated and {f['non_mated_tracks']:,} non-mated tracks of {f['looks_per_track']} "
+        f"looks each ({f['looks_without_face']} looks without a face; {f['looks_refused_by_live_gate']} would be "
+        "refused by the live gate, embedded anyway here). FPIR per track at equal TPIR (false alarms / tracks):",
+        "",
+        "| rule | " + " | ".join(f"TPIR {t}" for t in tpirs) + " | at the shipped threshold: TPIR, FPIR |",
+        "|---|" + "---|" * len(tpirs) + "---|",
+    ]
+    for rule, rows in f["at_equal_tpir"].items():
+        cells = [("unreachable" if r["fpir"] is None else f"{_pct(r['fpir'], 2)} ({r['false_alarms']})")
+                 for r in rows.values()]
+        s = f["at_shipped_threshold"][rule]
+        lines.append(f"| {rule} | " + " | ".join(cells) + f" | {_pct(s['tpir'])}, {_pct(s['fpir'], 3)} |")
+    lines += ["", f"Fewest false alarms over these TPIRs: **{f['fewest_false_alarms']}**."]
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for rule, (hit, alarm) in raw["scores"].items():
+        ts = np.unique(np.concatenate([hit[np.isfinite(hit)], alarm[np.isfinite(alarm)]]))[::-1][::7]
+        tp = [(hit >= t).mean() for t in ts]
+        fp = [max((alarm >= t).mean(), 1e-4) for t in ts]
+        ax.semilogx(fp, tp, label=rule)
+    ax.set_xlabel("FPIR per track (non-mated tracks that alert)")
+    ax.set_ylabel("TPIR per track")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fusion.png", dpi=110)
+    plt.close(fig)
+    return [*lines, "", "![fusion](fusion.png)"]
