@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from appliance.console.sessions import SessionManager
 
 COOKIE = "lfr_console"
-PUBLIC_PATHS = frozenset({"/login", "/static/console.css", "/static/login.js"})
+PUBLIC_PATHS = frozenset({"/login", "/static/console.css", "/static/login.js", "/static/favicon.svg"})
 # Requests an officer makes on purpose; everything else (the stream, images, status) does not keep a
 # session alive, so an unattended screen logs out after the idle time.
 ACTIVE_PATHS = frozenset({"/", "/api/ping"})
@@ -31,7 +31,7 @@ HEADERS = {
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" makes Chromium send "Origin: null" on form POSTs
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 

@@ -60,7 +60,7 @@ def test_every_route_refuses_an_unauthenticated_request(setup):
 
 def test_only_the_login_form_and_its_assets_are_public(setup):
     client, *_ = setup
-    assert {"/login", "/static/console.css", "/static/login.js"} == PUBLIC_PATHS
+    assert {"/login", "/static/console.css", "/static/login.js", "/static/favicon.svg"} == PUBLIC_PATHS
     r = client.get("/login")
     assert r.status_code == 200 and 'name="pin"' in r.text
     assert client.get("/static/console.css").status_code == 200

@@ -209,7 +209,7 @@
     else {
       const left = s.watchlist_expires_at ? until(s.watchlist_expires_at) : null;
       if (s.watchlist_expires_at && !left) setCell("st-watchlist", "v" + s.watchlist_version + " EXPIRED", "bad");
-      else setCell("st-watchlist", "v" + s.watchlist_version + (left ? " · expires in " + left : ""), left && !left.includes("days") ? "warn" : "ok");
+      else setCell("st-watchlist", "v" + s.watchlist_version + (left ? " · " + left + " left" : ""), left && !left.includes("days") ? "warn" : "ok");
     }
     const link = s.broker || "unknown";
     setCell("st-broker", link, link === "connected" ? "ok" : "bad");
@@ -223,10 +223,10 @@
     const share = c.rejected_share !== undefined ? c.rejected_share : s.rejected_share;
     const decided = (c.confirmed || 0) + (c.rejected || 0) + (c.unsure || 0);
     $("r-measured").textContent = share === null || share === undefined ? "–" : Math.round(share * 100) + " %";
-    $("r-measured-n").textContent = decided ? c.rejected + " of " + decided + " decided" : "no decisions yet";
+    $("r-measured-n").textContent = decided ? "measured: " + c.rejected + " of " + decided + " decided alerts" : "no decisions yet";
     const rate = s.expected_false_alert_rate;
     $("r-expected").textContent = rate ? "1 in " + Math.round(1 / rate).toLocaleString() : "–";
-    $("r-expected-src").textContent = rate ? (s.expected_rate_source || "from the evaluation") : "not calibrated";
+    $("r-expected-src").textContent = rate ? "per face seen · " + (s.expected_rate_source || "from the evaluation") : "not calibrated";
   }
 
   // -- live stream -----------------------------------------------------------------------------------

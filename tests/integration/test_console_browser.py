@@ -1,0 +1,134 @@
+"""The console in a real browser (Chromium via Playwright) at the van screen's 1280x800: log in on the
+keypad, an alert pushed live after the page loaded, a decision recorded and shown in the history, the
+counters updated, logout, and refusals without a session. Saves screenshots (see docs/console.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from console_env import OFFICER, PIN, build_env
+
+from appliance.events import Decision
+from appliance.paths import PROJECT_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# UPDATE_SCREENSHOTS=1 also writes the screenshots into docs/img/ (for the docs); otherwise only tmp_path.
+DOCS_IMG = PROJECT_ROOT / "docs" / "img"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extras: make install")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: apt-get install chromium (it is in .ci/run's apt list)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def shot(page, tmp_path: Path, name: str) -> Path:
+    out = tmp_path / name
+    page.screenshot(path=str(out))
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, DOCS_IMG / name)
+    return out
+
+
+def test_officer_reviews_a_live_alert_in_the_browser(tmp_path, nasa_dir, pipeline, browser):
+    from playwright.sync_api import expect
+
+    env = build_env(tmp_path, nasa_dir, pipeline)
+    try:
+        url = env.server.url
+        # Earlier in the shift: two alerts, already decided by a colleague.
+        older = env.add_alert("S-003", track_id=4)
+        env.events.add_decision(Decision(device_id="van-01", alert_id=older.event_id, officer_id="PC0777",
+                                         decision="confirm", note="Stopped and ID checked"))
+        earlier = env.add_alert("S-001", track_id=9)
+        env.events.add_decision(Decision(device_id="van-01", alert_id=earlier.event_id, officer_id="PC0777",
+                                         decision="reject", note="Similar build, different person"))
+
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=1,
+                                      has_touch=True)
+        page = context.new_page()
+        console_errors: list[str] = []
+        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+        offsite: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(url.rstrip("/")) else offsite.append(r.url))
+
+        # Without a session: the page sends the browser to the login form, the API refuses.
+        page.goto(url)
+        expect(page).to_have_url(url + "login")
+        assert context.request.get(url + "api/alerts").status == 401
+        assert context.request.get(url + f"api/alerts/{older.event_id}/crop.jpg").status == 401
+        assert context.request.get(url + "api/stream").status == 401
+        shot(page, tmp_path, "console-login.png")
+
+        # Log in with the on-screen keypad, as on the van's touch screen.
+        page.fill("#officer_id", OFFICER)
+        for digit in PIN:
+            page.click(f'#keypad button[data-key="{digit}"]')
+        page.click("#keypad .key-ok")
+        expect(page).to_have_url(url)
+        expect(page.locator("#st-live .v")).to_have_text("live", timeout=5000)
+        expect(page.locator("#c-alerts")).to_have_text("2")
+
+        # A watchlist subject appears on camera: the alert is pushed to the open page.
+        t0 = time.monotonic()
+        alert = env.add_alert("S-002", track_id=17)
+        expect(page.locator("#a-name")).to_have_text("Catherine Coleman", timeout=2000)
+        latency = time.monotonic() - t0
+        print(f"alert on screen {latency * 1000:.0f} ms after it was committed")
+        expect(page.locator("#a-category")).to_have_text("missing person")
+        expect(page.locator("#a-notes")).to_contain_text("Vulnerable")
+        expect(page.locator(".suggestion")).to_contain_text("you decide")
+        expect(page.locator("#a-score-value")).to_contain_text(f"{alert.score:.2f}")
+        expect(page.locator("#a-score-threshold")).to_contain_text(f"{alert.threshold:.2f}")
+        expect(page.locator("#queue li.selected .st")).to_have_text("TO REVIEW")
+        page.wait_for_function("document.getElementById('crop').complete && "
+                               "document.getElementById('crop').naturalWidth > 0 && "
+                               "document.getElementById('reference').naturalWidth > 0")
+        expect(page.locator("#c-alerts")).to_have_text("3", timeout=4000)
+        for name in ("confirm", "reject", "unsure"):
+            box = page.locator(f'.actions [data-decision="{name}"]').bounding_box()
+            assert box["height"] >= 64 and box["width"] >= 64, (name, box)
+        page.wait_for_timeout(300)
+        shot(page, tmp_path, "console.png")
+
+        # The officer rejects it, with a note.
+        page.click('.actions [data-decision="reject"]')
+        expect(page.locator("#decide-dialog")).to_be_visible()
+        page.fill("#d-note", "Not her: different ears")
+        page.click("#d-record")
+        expect(page.locator("#decide-dialog")).to_be_hidden()
+        history = page.locator("#a-history li")
+        expect(history).to_have_count(1)
+        expect(history.first).to_contain_text("Rejected")
+        expect(history.first).to_contain_text(f"by {OFFICER}")
+        expect(history.first).to_contain_text("Not her: different ears")
+        expect(page.locator("#c-rejected")).to_have_text("2", timeout=4000)
+        expect(page.locator("#r-measured")).to_have_text("67 %")
+        shot(page, tmp_path, "console-decided.png")
+
+        stored = env.events.decisions_for(alert.event_id)
+        assert [(d["officer_id"], d["decision"], d["note"]) for d in stored] == [
+            (OFFICER, "reject", "Not her: different ears")]
+        assert any(r["event_id"] == stored[0]["event_id"] for r in env.events.outbox_unsent())
+
+        # Logging out ends the session for the page and for any request made with its cookie.
+        page.click("#logout")
+        expect(page).to_have_url(url + "login")
+        assert context.request.get(url + "api/alerts").status == 401
+        assert offsite == [], offsite  # nothing fetched from anywhere but the device
+        assert console_errors == [], console_errors
+        context.close()
+    finally:
+        env.close()
