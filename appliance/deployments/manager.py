@@ -83,8 +83,9 @@ class DeploymentManager:
             self._base_snapshot = Counter(self.counters() if self.counters else {})
             return self.active()
 
-    def start(self, request: DeploymentRequest, *, source: str) -> dict:
-        """Start a deployment now; refuses with DeploymentError if one is active or the request is incomplete."""
+    def start(self, request: DeploymentRequest, *, source: str, extra: dict | None = None) -> dict:
+        """Start a deployment now; refuses with DeploymentError if one is active or the request is incomplete.
+        `extra`: more fields for the record (e.g. the id of the signed command that started it)."""
         with self._lock:
             self.check()
             if self._active is not None:
@@ -92,6 +93,7 @@ class DeploymentManager:
             now = self.clock()
             record = rec.build_record(request, self.context(), now=now, source=source,
                                       max_hours=self.config.max_hours)
+            record.update(extra or {})
             payload = rec.payload(self.device_id, "started", record)
             with self.events.transaction() as db:
                 db.conn.execute(

@@ -42,6 +42,11 @@ def commands(device: str) -> str:
     return f"{_dev(device)}/commands"
 
 
+def commands_ack(device: str) -> str:
+    """Device -> control room: the answer to each signed command (appliance/schemas/command_ack.json)."""
+    return f"{_dev(device)}/commands/ack"
+
+
 def receipts(device: str) -> str:
     """Control room -> device: the highest outbox sequence number the receiver has stored (docs/events.md)."""
     return f"{_dev(device)}/receipts"
