@@ -93,8 +93,9 @@ def embed_looks(pipe: FacePipeline, dataset: Dataset, probes: np.ndarray, mated:
 
 def _top1(sims: np.ndarray, gallery_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(subject, score) of the best gallery row for each row of sims; NaN rows score -inf."""
-    arg = np.nan_to_num(sims, nan=-np.inf).argmax(axis=-1)
-    score = np.take_along_axis(np.nan_to_num(sims, nan=-np.inf), arg[..., None], axis=-1)[..., 0]
+    sims = np.nan_to_num(sims, nan=-np.inf, neginf=-np.inf)  # keep -inf: a look without a face never matches
+    arg = sims.argmax(axis=-1)
+    score = np.take_along_axis(sims, arg[..., None], axis=-1)[..., 0]
     return gallery_ids[arg], score
 
 

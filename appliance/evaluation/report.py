@@ -220,7 +220,7 @@ def groups_section(result: dict, raw: dict, out: Path) -> list[str]:
     for m, d in g["differential"].items():
         raw_ratio = "undefined (a group has no error)" if d["ratio"] is None else f"{d['ratio']:.2f}"
         lines.append(f"- {m.upper()}: {raw_ratio}; smoothed {d['ratio_smoothed']:.2f} "
-                     f"[{d['ci95_smoothed'][0]:.2f}, {d['ci95_smoothed'][1]:.2f}] (highest {d['highest']})")
+                     f"[{d['ci95_smoothed'][0]:.2f}, {d['ci95_smoothed'][1]:.2f}] (highest raw rate: {d['highest']})")
     c = g["calibration"]
     lines += [
         "",
