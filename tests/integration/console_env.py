@@ -119,10 +119,12 @@ def build_env(tmp_path: Path, nasa_dir: Path, pipeline, *, console: ConsoleConfi
     env = ConsoleEnv(data_dir, events, watchlist, officers, threshold, pipeline.model_id, live)
     meta = watchlist.meta()
     env.status.update({
-        "camera_fps": 24.7, "camera_state": "running", "faces_seen": 1342,
+        # the keys of the daemon's console_status()
+        "camera": "running", "camera_fps": 24.7, "faces_seen": 1342, "matching": True,
         "watchlist_id": meta["watchlist_id"], "watchlist_version": meta["version"],
-        "watchlist_expires_at": meta["expires_at"], "broker": "connected",
-        "deployment": {"id": "dep-0001", "purpose": "Op. Harbour", "location": "High St / Market Sq"},
+        "watchlist_expires_at": meta["expires_at"], "broker": "up",
+        "deployment": {"id": "dep-0001", "purpose": "Op. Harbour", "location": "High St / Market Sq",
+                       "planned_end": iso(now.replace(hour=18, minute=0, second=0, microsecond=0))},
         "expected_false_alert_rate": 1 / 12500, "expected_rate_source": "LFW evaluation, 3 subjects",
     })
 

@@ -79,6 +79,8 @@ def test_officer_reviews_a_live_alert_in_the_browser(tmp_path, nasa_dir, pipelin
         page.click("#keypad .key-ok")
         expect(page).to_have_url(url)
         expect(page.locator("#st-live .v")).to_have_text("live", timeout=5000)
+        expect(page.locator("#st-broker .v")).to_have_text("connected")
+        expect(page.locator("#st-deployment .v")).to_contain_text("Op. Harbour · ends")
         expect(page.locator("#c-alerts")).to_have_text("2")
 
         # A watchlist subject appears on camera: the alert is pushed to the open page.
@@ -122,6 +124,12 @@ def test_officer_reviews_a_live_alert_in_the_browser(tmp_path, nasa_dir, pipelin
         assert [(d["officer_id"], d["decision"], d["note"]) for d in stored] == [
             (OFFICER, "reject", "Not her: different ears")]
         assert any(r["event_id"] == stored[0]["event_id"] for r in env.events.outbox_unsent())
+
+        # The status strip follows the device, pushed over the same stream (no polling).
+        env.status.update(broker="down", camera="lost", camera_fps=None)
+        expect(page.locator("#st-broker .v")).to_have_text("DOWN · queuing", timeout=4000)
+        expect(page.locator("#st-camera .v")).to_have_text("LOST")
+        expect(page.locator("#st-broker .v")).to_have_class("v bad")
 
         # Logging out ends the session for the page and for any request made with its cookie.
         page.click("#logout")

@@ -201,10 +201,15 @@
   function renderStatus(snap) {
     const s = snap.status || {}, c = snap.counters || {};
     const dep = s.deployment;
-    if (dep) setCell("st-deployment", dep.purpose || dep.location || dep.id || "active", "ok");
-    else setCell("st-deployment", "none · not matching", "warn");
-    if (s.camera_fps === null || s.camera_fps === undefined) setCell("st-camera", s.camera_state || "no camera", "bad");
-    else setCell("st-camera", Number(s.camera_fps).toFixed(1) + " fps", s.camera_fps < 5 ? "warn" : "ok");
+    if (dep) {
+      const end = dep.planned_end ? " · ends " + clock(dep.planned_end).slice(0, 5) : "";
+      const matching = s.matching === false ? " · NOT matching" : "";
+      setCell("st-deployment", (dep.purpose || dep.location || dep.id || "active") + end + matching, matching ? "warn" : "ok");
+    } else setCell("st-deployment", "none · not matching", "warn");
+    const cam = s.camera_state || s.camera;
+    if (s.camera_fps === null || s.camera_fps === undefined || (cam && cam !== "running")) {
+      setCell("st-camera", cam ? cam.toUpperCase() : "no camera", "bad");
+    } else setCell("st-camera", Number(s.camera_fps).toFixed(1) + " fps", s.camera_fps < 5 ? "warn" : "ok");
     if (s.watchlist_version === null || s.watchlist_version === undefined) setCell("st-watchlist", "none loaded", "bad");
     else {
       const left = s.watchlist_expires_at ? until(s.watchlist_expires_at) : null;
@@ -212,7 +217,9 @@
       else setCell("st-watchlist", "v" + s.watchlist_version + (left ? " · " + left + " left" : ""), left && !left.includes("days") ? "warn" : "ok");
     }
     const link = s.broker || "unknown";
-    setCell("st-broker", link, link === "connected" ? "ok" : "bad");
+    if (link === "up" || link === "connected") setCell("st-broker", "connected", "ok");
+    else if (link === "off") setCell("st-broker", "off (no MQTT)", "warn");
+    else setCell("st-broker", link === "down" ? "DOWN · queuing" : link, "bad");
     const backlog = s.outbox_backlog;
     if (backlog !== undefined && backlog !== null) setCell("st-outbox", backlog + (backlog === 1 ? " event" : " events"), backlog > 0 ? "warn" : "ok");
     const num = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString());
