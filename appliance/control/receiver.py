@@ -20,9 +20,10 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 
 from appliance.control.store import ControlStore
-from appliance.events.models import utc_now_iso
+from appliance.events.models import iso_ms, utc_now_iso
 from appliance.events.publisher import (
     PROP_BASE,
     PROP_RECEIPTS,
@@ -39,6 +40,7 @@ from appliance.watchlist.schemas import first_error
 log = logging.getLogger(__name__)
 
 SUBSCRIPTION = f"{topics.PREFIX}/+/#"
+HELLO_DAYS = 30  # on connect, receipts go to vans heard from within this many days
 _TOPIC = re.compile(rf"^{re.escape(topics.PREFIX)}/([A-Za-z0-9_.-]{{1,64}})/(.+)$")
 _KIND = {"alerts": "alert", "decisions": "decision", "deployments": "deployment"}
 
@@ -72,9 +74,22 @@ class ControlReceiver:
         self._lock = threading.Lock()
 
     def start(self, timeout: float = 15.0) -> ControlReceiver:
-        self.conn = MqttConnection(self.settings, on_message=self.handle, subscriptions=[(SUBSCRIPTION, 1)])
+        self.conn = MqttConnection(self.settings, on_message=self.handle, subscriptions=[(SUBSCRIPTION, 1)],
+                                   on_link=self._on_link)
         self.conn.connect(timeout)
         return self
+
+    def _on_link(self, up: bool, session_present: bool) -> None:
+        """On every (re)connect, tell each recently active van where its stream stands (gap = true: publish
+        again after `upto`). After a broker crash lost our subscription, vans re-send what went nowhere at
+        once instead of after their receipt timeout."""
+        if not up or not self.receipts or self.conn is None:
+            return
+        since = iso_ms(datetime.now(timezone.utc) - timedelta(days=HELLO_DAYS))
+        with self.store.lock:
+            streams = self.store.streams(since)
+        for device, stream, last in streams:
+            self._send_receipt(device, stream, last, True)
 
     def stop(self) -> None:
         if self.conn is not None:

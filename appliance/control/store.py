@@ -77,6 +77,12 @@ class ControlStore:
                                    (device_id, stream_id)).fetchone()
         return None if row is None else int(row[0])
 
+    def streams(self, since: str) -> list[tuple[str, str, int]]:
+        """(device, stream, last_seq) of streams that stored something since `since`."""
+        return [tuple(r) for r in self.db.conn.execute(
+            "SELECT device_id, stream_id, last_seq FROM streams WHERE updated_at >= ? ORDER BY device_id",
+            (since,)).fetchall()]
+
     def set_last_seq(self, device_id: str, stream_id: str, seq: int, now: str) -> None:
         self.db.conn.execute(
             "INSERT INTO streams (device_id, stream_id, last_seq, updated_at) VALUES (?, ?, ?, ?) "

@@ -44,6 +44,7 @@ PROP_SEQ = "lfr-seq"          # the outbox row id: increasing, no gaps, per stre
 PROP_BASE = "lfr-base"        # every row <= base is already confirmed by a receipt
 PROP_RECEIPTS = "lfr-receipts"  # "1": the device waits for receipts and re-sends; the receiver keeps order
 RECEIPT_SCHEMA = "lfr.receipt/1"
+GAP_REPEAT_S = 3.0  # gap receipts for the same position within this long are one gap (messages in flight)
 MAX_RECEIPT_BACKOFF_S = 600.0  # with no receiver at all, re-send the unconfirmed backlog at most this rarely
 
 _TOPIC_OF = {"alerts": topics.alerts, "decisions": topics.decisions, "deployments": topics.deployments}
@@ -197,7 +198,7 @@ class OutboxPublisher:
         received = self.store.received_upto()
         last_progress = time.monotonic()
         rto = self.receipt_timeout_s      # doubles while no receiver answers (it may be down for hours)
-        gap_handled: int | None = None
+        gap_handled: tuple[int, float] | None = None  # (upto, when): one go-back per gap, not one per receipt
         next_status = 0.0
         while not self._stop.is_set():
             self._wake.clear()
@@ -233,8 +234,9 @@ class OutboxPublisher:
                     received = upto
                     last_progress = now
                     rto = self.receipt_timeout_s
-                if r.get("gap") and cursor > upto and gap_handled != upto:
-                    gap_handled = upto
+                if r.get("gap") and cursor > upto and (gap_handled is None or gap_handled[0] != upto
+                                                        or now - gap_handled[1] > GAP_REPEAT_S):
+                    gap_handled = (upto, now)
                     cursor = self._go_back(f"the receiver reported a gap after {upto}")
                     last_progress = now
             if self.receipts and cursor > received and now - last_progress > rto:

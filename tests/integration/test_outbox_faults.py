@@ -17,12 +17,14 @@ from outbox_helpers import (
 )
 
 COUNT = 100
+# Recovery must come from reconnects, gap receipts and the receiver's hello, not from waiting out a timeout.
+NO_TIMEOUT = 600
 
 
 def test_burst_survives_broker_kill_van_kill_and_link_cut(tls_broker, tmp_path):
     data, db, keys = tmp_path / "van-01", tmp_path / "control.db", tmp_path / "control-keys"
     rx = receiver(tls_broker, db, keys)
-    v = van(tls_broker, data, count=COUNT)
+    v = van(tls_broker, data, count=COUNT, receipt_timeout=NO_TIMEOUT)
     try:
         v.wait_line(r"^alert 20 ", 30)
         kill_broker(tls_broker)                     # 1. broker SIGKILLed mid-burst (loses unsaved state)
@@ -31,7 +33,7 @@ def test_burst_survives_broker_kill_van_kill_and_link_cut(tls_broker, tmp_path):
         v.wait_line(r"^alert 45 ", 30)
         v.kill()                                    # 2. van SIGKILLed mid-burst
         v_lines = list(v.lines)
-        v = van(tls_broker, data, count=COUNT)      # ... and restarted on the same outbox
+        v = van(tls_broker, data, count=COUNT, receipt_timeout=NO_TIMEOUT)      # ... and restarted on the same outbox
         v.wait_line(r"^alert 70 ", 30)
         tls_broker.stop()                           # 3. link cut: broker gone for 4 s while alerts happen
         time.sleep(4)
