@@ -61,10 +61,10 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
     events, watchlist = backend.events, backend.watchlist
     index_html, login_html = _template("index.html"), _template("login.html")
 
-    def audit(kind: str, **details) -> None:
+    def audit(kind: str, actor: str, **data) -> None:
         if backend.audit is not None:
             try:
-                backend.audit(kind, details)
+                backend.audit(kind, actor or "-", data)
             except Exception:
                 log.exception("console audit hook failed on %s", kind)
 
@@ -125,20 +125,21 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
         pin = str(form.get("pin", ""))[:64]
         wait = throttle.retry_after(officer_id)
         if wait > 0:
-            await run_in_threadpool(audit, "console_login_locked", officer_id=officer_id)
+            await run_in_threadpool(audit, "login.failed", officer_id, reason="locked", retry_after_s=math.ceil(wait))
             return login_page(f"Too many wrong PINs for this officer id. Try again in {math.ceil(wait)} s.",
                               officer_id, 429, {"Retry-After": str(math.ceil(wait))})
         officer = await run_in_threadpool(backend.officers.verify, officer_id, pin) if officer_id and pin else None
         if officer is None:
             locked = throttle.failure(officer_id)
-            await run_in_threadpool(audit, "console_login_failed", officer_id=officer_id)
+            await run_in_threadpool(audit, "login.failed", officer_id, reason="wrong id or PIN",
+                                    locked_s=math.ceil(locked))
             msg = "Wrong officer id or PIN."
             if locked:
                 msg += f" Locked for {math.ceil(locked)} s."
             return login_page(msg, officer_id, 401)
         throttle.success(officer_id)
         token, _ = sessions.create(officer.id, officer.display_name)
-        await run_in_threadpool(audit, "console_login", officer_id=officer.id)
+        await run_in_threadpool(audit, "login", officer.id, via="console")
         resp = RedirectResponse("/", status_code=303)
         resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=cfg.secure_cookies, path="/")
         return resp
@@ -146,7 +147,7 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
     async def logout(request: Request) -> Response:
         s = request.state.session
         sessions.end(request.state.token)
-        await run_in_threadpool(audit, "console_logout", officer_id=s.officer_id)
+        await run_in_threadpool(audit, "logout", s.officer_id, via="console")
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=cfg.secure_cookies)
         return resp

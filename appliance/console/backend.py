@@ -42,8 +42,9 @@ DecideHook = Callable[[str, str, str, "str | None"], Any]
 # status() -> {"camera_fps", "faces_seen", "watchlist_id", "watchlist_version", "watchlist_expires_at",
 #              "broker", "outbox_backlog", "deployment", "expected_false_alert_rate", "rejected_share", ...}
 StatusProvider = Callable[[], dict]
-# audit(kind, details): logins, logouts and refusals, for the audit chain (issue 5); optional.
-AuditHook = Callable[[str, dict], None]
+# audit(kind, actor, data) for the audit chain, e.g. appliance.audit.AuditLog.record; optional. Kinds:
+# "login" ({"via": "console"}), "login.failed" ({"reason", ...}), "logout". Never a PIN.
+AuditHook = Callable[[str, str, dict], Any]
 
 
 @dataclass

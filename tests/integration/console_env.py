@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from appliance.alerts.evidence import face_crop_jpeg
+from appliance.audit.chain import AuditLog, AuditSigner
 from appliance.config import ConsoleConfig, load_config
 from appliance.console import ConsoleBackend, ConsoleServer, create_app, store_decision
 from appliance.events import Alert, EventStore
@@ -61,6 +62,7 @@ class ConsoleEnv:
     status: dict = field(default_factory=dict)
     audit: list = field(default_factory=list)
     server: ConsoleServer | None = None
+    audit_log: AuditLog | None = None
 
     def add_alert(self, subject_id: str, track_id: int = 1) -> Alert:
         meta = self.watchlist.meta()
@@ -117,6 +119,13 @@ def build_env(tmp_path: Path, nasa_dir: Path, pipeline, *, console: ConsoleConfi
 
     threshold = resolve_threshold(load_config().matcher, pipeline.embedder_spec)
     env = ConsoleEnv(data_dir, events, watchlist, officers, threshold, pipeline.model_id, live)
+    # The real audit chain: decisions are audited by the store's write hook, logins by the console.
+    env.audit_log = AuditLog(events, AuditSigner(Ed25519PrivateKey.generate()), DEVICE)
+    env.audit_log.attach(events)
+
+    def audit(kind: str, actor: str, data: dict):
+        env.audit.append((kind, actor, data))
+        return env.audit_log.record(kind, actor, data)
     meta = watchlist.meta()
     env.status.update({
         # the keys of the daemon's console_status()
@@ -133,6 +142,6 @@ def build_env(tmp_path: Path, nasa_dir: Path, pipeline, *, console: ConsoleConfi
 
     backend = ConsoleBackend(events=events, watchlist=watchlist, officers=officers, status=status,
                              decide=store_decision(events, DEVICE), config=console or ConsoleConfig(),
-                             audit=lambda kind, details: env.audit.append((kind, details)), device_id=DEVICE)
+                             audit=audit, device_id=DEVICE)
     env.server = ConsoleServer(create_app(backend), "127.0.0.1", 0).start()
     return env

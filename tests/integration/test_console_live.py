@@ -12,6 +12,7 @@ import httpx
 import pytest
 from console_env import OFFICER, PIN, build_env
 
+from appliance.audit.chain import iter_entries
 from appliance.config import ConsoleConfig
 
 
@@ -105,6 +106,11 @@ def test_alert_pushed_live_decided_stored_and_queued_for_the_control_room(env):
     assert unsent[decision["event_id"]]["topic"] == "decisions"
     assert unsent[decision["event_id"]]["payload"]["note"] == "different nose"
 
+    # The signed audit chain holds the login and the decision, with the officer as the actor.
+    entries = [(e.kind, e.actor) for e in iter_entries(env.events.db)]
+    assert ("login", OFFICER) in entries and ("decision", OFFICER) in entries
+    assert env.audit_log.verify().ok
+
     full = client.get(f"/api/alerts/{alert.event_id}").json()
     assert [d["decision"] for d in full["decisions"]] == ["reject"] and full["decisions_complete"]
     counters = client.get("/api/status").json()["counters"]
@@ -130,7 +136,7 @@ def test_unauthenticated_requests_are_refused_on_the_real_server(env):
     r = anon.post("/login", data={"officer_id": OFFICER, "pin": "999999"},
                   headers={"Origin": env.server.url.rstrip("/")})
     assert r.status_code == 401
-    assert ("console_login_failed", {"officer_id": OFFICER}) in env.audit
+    assert ("login.failed", OFFICER, {"reason": "wrong id or PIN", "locked_s": 0}) in env.audit
 
 
 def test_an_expired_session_ends_the_stream(tmp_path, nasa_dir, pipeline):

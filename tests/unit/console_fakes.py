@@ -90,11 +90,11 @@ class FakeWatchlist:
 
 def make_app(clock=None, **config):
     events, officers = FakeEvents(), FakeOfficers()
-    audit: list[tuple[str, dict]] = []
+    audit: list[tuple[str, str, dict]] = []
     backend = ConsoleBackend(
         events=events, watchlist=FakeWatchlist(), officers=officers,
         status=lambda: {"camera_fps": 25.0, "faces_seen": 7, "broker": "connected", "outbox_backlog": 0},
-        decide=events.decide, config=ConsoleConfig(**config), audit=lambda k, d: audit.append((k, d)),
+        decide=events.decide, config=ConsoleConfig(**config), audit=lambda k, a, d: audit.append((k, a, d)),
         device_id="van-01",
     )
     app = create_app(backend, clock=clock or Clock())

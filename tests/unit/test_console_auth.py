@@ -74,7 +74,7 @@ def test_login_sets_a_strict_httponly_cookie_and_opens_the_console(setup):
     assert cookie.startswith(f"{COOKIE}=")
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie  # secure_cookies defaults off (localhost screen)
-    assert ("console_login", {"officer_id": "PC1"}) in audit
+    assert ("login", "PC1", {"via": "console"}) in audit
     page = client.get("/")
     assert page.status_code == 200 and "PC One" in page.text
     assert page.headers["cache-control"] == "no-store"
@@ -98,7 +98,8 @@ def test_wrong_pin_or_unknown_officer_is_refused_the_same_way(setup):
         assert "Wrong officer id or PIN." in r.text
         assert COOKIE not in r.headers.get("set-cookie", "")
     assert client.get("/api/alerts").status_code == 401
-    assert [k for k, _ in audit].count("console_login_failed") == 4
+    assert [k for k, _, _ in audit].count("login.failed") == 4
+    assert all(PIN not in repr(entry) for entry in audit)
 
 
 def test_disabled_officer_cannot_log_in_and_loses_open_sessions(setup):

@@ -91,7 +91,7 @@ def test_login_is_refused_while_locked_even_with_the_right_pin():
     r = login(client)
     assert r.status_code == 429 and r.headers["retry-after"] == "60"
     assert "Try again in 60 s" in r.text
-    assert ("console_login_locked", {"officer_id": "PC1"}) in audit
+    assert ("login.failed", "PC1", {"reason": "locked", "retry_after_s": 60}) in audit
     assert login(client, "NOBODY", "999999").status_code == 401  # other ids are not affected
     clock.t += 60
     assert login(client, pin=PIN).status_code == 303
