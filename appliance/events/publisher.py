@@ -173,13 +173,15 @@ class OutboxPublisher:
         return conn.connect()
 
     def _run(self) -> None:
-        backoff = 0.5
+        backoff, last_error = 0.5, None
         while not self._stop.is_set():
             try:
                 self.conn = self._connect()
                 break
             except SyncError as e:
-                log.warning("events: %s; retrying in %.0f s", e, backoff)
+                if str(e) != last_error:  # one line per new reason, not one per attempt
+                    log.warning("events: %s; retrying (events stay in the outbox)", e)
+                    last_error = str(e)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.retry_max_s)
         if self.conn is None:
