@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from appliance.errors import StorageError
 from appliance.storage import KeyProvider, Migration, Migrations, migrate, open_db
 
 
@@ -54,12 +55,16 @@ def open_control_db(path: Path, key_provider: KeyProvider | None = None) -> sqli
     path = Path(path)
     if key_provider is not None:
         return open_db(path, key_provider, migrations=CONTROL_MIGRATIONS)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")  # a receipt is sent only for what is on disk
-    db = sqlite_utils.Database(conn)
-    migrate(db, CONTROL_MIGRATIONS)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")  # a receipt is sent only for what is on disk
+        db = sqlite_utils.Database(conn)
+        migrate(db, CONTROL_MIGRATIONS)
+    except (sqlite3.Error, OSError) as e:
+        hint = " (encrypted? give --db-keys)" if "not a database" in str(e) else ""
+        raise StorageError(f"cannot open {path}: {e}{hint}") from None
     return db
 
 
