@@ -33,8 +33,8 @@ def search_md(s: dict[str, Any]) -> list[str]:
         "## 1:N search",
         "",
         f"{s['dim']}-d float32 unit vectors, top-{s['k']}. {s['data']}. Threads: {s['threads']}.",
-        f"HNSW: connectivity {hn['connectivity']}, expansion_add {hn['expansion_add']}; "
-        "ef = expansion_search at query time.",
+        f"HNSW: connectivity {hn['connectivity']}, expansion_add {hn['expansion_add']}, usearch stores "
+        f"{hn['usearch_dtype']}, faiss {hn['faiss_dtype']}, {hn['scores']}; ef = expansion_search at query time.",
         "Single = one query per call (median / p95); batched = per query within one call of many.",
         "Speed-up is numpy's time divided by the back-end's (>1 is faster). Recall@1 = same top-1 subject as "
         "numpy exact, for mated / non-mated probes.",

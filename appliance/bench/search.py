@@ -20,7 +20,12 @@ import numpy as np
 from appliance.bench.system import current_rss_mb, peak_rss_mb
 from appliance.matching import Gallery, Matcher, l2_normalise, make_matcher
 from appliance.matching.errors import BackendUnavailable
-from appliance.matching.usearch_backend import HNSW_CONNECTIVITY, HNSW_EXPANSION_ADD, HNSW_EXPANSION_SEARCH
+from appliance.matching.usearch_backend import (
+    HNSW_CONNECTIVITY,
+    HNSW_DTYPE,
+    HNSW_EXPANSION_ADD,
+    HNSW_EXPANSION_SEARCH,
+)
 
 BACKENDS = ["numpy", "usearch", "faiss", "usearch-hnsw", "faiss-hnsw"]
 MATE_NOISE = 0.11  # per-dimension noise on a mated probe: cosine ~0.6 to its mate at 128-d
@@ -137,7 +142,8 @@ def bench_search(plan: SearchPlan, log: Callable[[str], None] = print) -> dict[s
         "k": plan.k,
         "data": "uniform random unit vectors; probes half mated (cosine ~0.6 to a row), half non-mated",
         "hnsw": {"connectivity": HNSW_CONNECTIVITY, "expansion_add": HNSW_EXPANSION_ADD,
-                 "expansion_search_default": HNSW_EXPANSION_SEARCH},
+                 "expansion_search_default": HNSW_EXPANSION_SEARCH, "usearch_dtype": HNSW_DTYPE,
+                 "faiss_dtype": "f32", "scores": "candidates re-scored exactly in float32"},
         "threads": "library defaults: all cores (numpy BLAS, usearch threads=0, faiss OpenMP)",
         "sizes": [],
     }

@@ -88,11 +88,27 @@ class RowIndexMatcher(Matcher):
         # The k-th best subject's best row is at worst row number (k-1)*max_templates + 1.
         k_rows = min(g.n_templates, (k - 1) * g.max_templates + 1)
         scores, rows = self._search_rows(q, k_rows)
+        if not self.exact:
+            scores, rows = rescore(g.embeddings, q, rows)
         return rows_to_subjects(scores, rows, g.row_subject, k)
 
     @abstractmethod
     def _search_rows(self, q: np.ndarray, k_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows) each (n, k_rows), best first; missing results as row -1."""
+
+
+def rescore(embeddings: np.ndarray, q: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cosine for the candidate rows an approximate index found, re-sorted best first.
+
+    The score compared with the alert threshold is then always the exact one, whatever the index stores
+    (an HNSW index may hold quantised vectors): only which candidates were found is approximate.
+    """
+    rows = rows.astype(np.int64, copy=False)
+    valid = rows >= 0
+    exact = np.einsum("nkd,nd->nk", embeddings[np.where(valid, rows, 0)], q)
+    exact = np.where(valid, exact, -np.inf).astype(np.float32)
+    order = np.argsort(-exact, axis=1, kind="stable")
+    return np.take_along_axis(exact, order, axis=1), np.take_along_axis(np.where(valid, rows, -1), order, axis=1)
 
 
 def rows_to_subjects(

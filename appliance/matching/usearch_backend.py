@@ -21,6 +21,10 @@ from appliance.matching.gallery import Gallery
 HNSW_CONNECTIVITY = 16
 HNSW_EXPANSION_ADD = 128
 HNSW_EXPANSION_SEARCH = 256
+# The graph stores int8 vectors: a quarter of the memory traffic of float32, so building 1M rows takes
+# minutes rather than tens of minutes on 2 cores, at the same recall for unit vectors. Candidates are
+# re-scored exactly against the float32 gallery, so the score that meets the threshold is exact.
+HNSW_DTYPE = "i8"
 
 
 def _usearch() -> Any:
@@ -79,6 +83,7 @@ class UsearchHNSWMatcher(RowIndexMatcher):
         connectivity: int = HNSW_CONNECTIVITY,
         expansion_add: int = HNSW_EXPANSION_ADD,
         expansion_search: int = HNSW_EXPANSION_SEARCH,
+        dtype: str = HNSW_DTYPE,
         threads: int = 0,
     ):
         super().__init__(gallery)
@@ -87,7 +92,7 @@ class UsearchHNSWMatcher(RowIndexMatcher):
         self._index = ui.Index(
             ndim=gallery.dim,
             metric=ui.MetricKind.IP,
-            dtype="f32",
+            dtype=dtype,
             connectivity=connectivity,
             expansion_add=expansion_add,
             expansion_search=expansion_search,

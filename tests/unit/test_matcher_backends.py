@@ -54,6 +54,18 @@ def test_hnsw_recall_at_1_on_10k(backend):
     assert np.mean(got == ref) >= 0.99
 
 
+@pytest.mark.parametrize("backend", APPROX)
+def test_approximate_backends_report_exact_scores(backend):
+    # The index may store quantised vectors; the score compared with the threshold must be the true cosine.
+    g = random_gallery(3000, seed=6)
+    q = mated_probes(g, 50, seed=7)
+    res = make_matcher(backend, g).search(q, 5)
+    rows = res.subjects  # one template per subject: subject index == row
+    true = np.einsum("nkd,nd->nk", g.embeddings[rows], q)
+    np.testing.assert_allclose(res.scores, true, atol=1e-6)
+    assert (np.diff(res.scores, axis=1) <= 0).all()
+
+
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_single_query_and_k_larger_than_gallery(backend):
     g = random_gallery(3)
