@@ -32,7 +32,7 @@ from appliance.console.backend import ConsoleBackend
 from appliance.console.security import COOKIE, ConsoleGate, same_origin
 from appliance.console.sessions import LoginThrottle, SessionManager
 from appliance.console.stream import CLOSE, Hub, sse
-from appliance.console.views import alert_view, decision_view
+from appliance.console.views import alert_view, decision_view, outcome_view
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,14 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
             cache[subject_id] = (subject, has_photo)
         return cache[subject_id]
 
-    def view(alert, decisions: list | None, cache: dict | None = None) -> dict:
+    def view(alert, decisions: list, cache: dict | None = None) -> dict:
         subject, has_photo = subject_and_photo(alert["subject_id"], {} if cache is None else cache)
-        return alert_view(alert, subject, decisions, has_photo)
+        return alert_view(alert, subject, decisions, has_photo, backend.two_officer)
+
+    def decision_with_outcome(d) -> dict:
+        v = decision_view(d)
+        v["outcome"] = outcome_view(events.decisions_for(v["alert_id"]), backend.two_officer)
+        return v
 
     def status_snapshot() -> dict:
         try:
@@ -97,9 +102,9 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
     def on_store_event(kind: str, data) -> None:
         try:
             if kind == "alert":
-                hub.publish("alert", view(data, None))
+                hub.publish("alert", view(data, []))  # just committed: no decision yet
             elif kind == "decision":
-                hub.publish("decision", decision_view(data))
+                hub.publish("decision", decision_with_outcome(data))
             elif kind == "outbox":
                 hub.publish("outbox", {"backlog": data.get("backlog")})
             elif kind == "deployment":
@@ -155,7 +160,8 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
     async def index(request: Request) -> Response:
         s = request.state.session
         return HTMLResponse(_fill(index_html, csrf=s.csrf, officer_id=s.officer_id,
-                                  officer_name=s.display_name, device_id=backend.device_id))
+                                  officer_name=s.display_name, device_id=backend.device_id,
+                                  two_officer="on" if backend.two_officer else "off"))
 
     # -- API ------------------------------------------------------------------------------------------
     def session_info(request: Request) -> JSONResponse:
@@ -170,7 +176,8 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
             return JSONResponse({"error": "limit must be a number"}, status_code=400)
         before = request.query_params.get("before") or None
         cache: dict = {}
-        return JSONResponse({"alerts": [view(a, None, cache) for a in events.alerts(limit, before)]})
+        alerts = events.alerts(limit, before)
+        return JSONResponse({"alerts": [view(a, events.decisions_for(a["event_id"]), cache) for a in alerts]})
 
     def get_alert(request: Request) -> JSONResponse:
         eid = request.path_params["event_id"]
@@ -209,7 +216,7 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
             return JSONResponse({"error": "no such alert"}, status_code=404)
         note = (note or "").strip() or None
         d = await run_in_threadpool(backend.decide, eid, s.officer_id, decision, note)
-        return JSONResponse(decision_view(d), status_code=201)
+        return JSONResponse(await run_in_threadpool(decision_with_outcome, d), status_code=201)
 
     def status(request: Request) -> JSONResponse:
         return JSONResponse(status_snapshot())

@@ -57,6 +57,8 @@ class ConsoleBackend:
     config: ConsoleConfig = field(default_factory=ConsoleConfig)
     audit: AuditHook | None = None
     device_id: str = "van"
+    # deployment.two_officer_confirmation: an alert counts as confirmed only once two officers confirm it.
+    two_officer: bool = False
 
 
 def store_decision(events, device_id: str) -> DecideHook:

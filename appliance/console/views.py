@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from appliance.decisions.confirmation import outcome
+
 _ALERT_FIELDS = ("event_id", "created_at", "device_id", "deployment_id", "subject_id", "category", "score",
                  "threshold", "track_id", "looks", "model_id", "watchlist_id", "watchlist_version")
 _DECISION_FIELDS = ("event_id", "alert_id", "created_at", "officer_id", "decision", "note")
@@ -27,7 +29,15 @@ def subject_view(subject: dict | None) -> dict | None:
     return {f: subject.get(f) for f in _SUBJECT_FIELDS} if subject else None
 
 
-def alert_view(alert, subject: dict | None, decisions: list | None, has_reference: bool) -> dict:
+def outcome_view(decisions: list, two_officer: bool) -> dict:
+    """Where the alert stands (pending, confirmed, rejected, unsure, awaiting_second, disputed)."""
+    o = outcome(decisions, two_officer=two_officer)
+    return {"state": o.state, "confirmed_by": list(o.confirmed_by), "rejected_by": list(o.rejected_by),
+            "two_officer": two_officer}
+
+
+def alert_view(alert, subject: dict | None, decisions: list | None, has_reference: bool,
+               two_officer: bool = False) -> dict:
     v = {f: _get(alert, f) for f in _ALERT_FIELDS}
     eid = quote(str(v["event_id"]), safe="")
     has_crop = _get(alert, "has_crop")
@@ -36,11 +46,6 @@ def alert_view(alert, subject: dict | None, decisions: list | None, has_referenc
     v["crop_url"] = f"/api/alerts/{eid}/crop.jpg" if has_crop else None
     v["reference_url"] = f"/api/alerts/{eid}/reference.jpg" if has_reference else None
     v["subject"] = subject_view(subject)
-    v["decisions"] = [decision_view(d) for d in (decisions or [])]
-    if decisions is None:  # a summary (list, stream): the store gives the latest decision only
-        latest = _get(alert, "latest_decision")
-        v["decisions"] = [decision_view(latest)] if latest else []
-        v["decisions_complete"] = False
-    else:
-        v["decisions_complete"] = True
+    v["decisions"] = [decision_view(d) for d in decisions or []]
+    v["outcome"] = outcome_view(v["decisions"], two_officer)
     return v

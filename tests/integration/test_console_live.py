@@ -112,7 +112,7 @@ def test_alert_pushed_live_decided_stored_and_queued_for_the_control_room(env):
     assert env.audit_log.verify().ok
 
     full = client.get(f"/api/alerts/{alert.event_id}").json()
-    assert [d["decision"] for d in full["decisions"]] == ["reject"] and full["decisions_complete"]
+    assert [d["decision"] for d in full["decisions"]] == ["reject"] and full["outcome"]["state"] == "rejected"
     counters = client.get("/api/status").json()["counters"]
     assert counters["alerts"] == 1 and counters["rejected"] == 1 and counters["rejected_share"] == 1.0
     pushed_status = stream.next("status", timeout=4)

@@ -25,13 +25,13 @@ class Clock:
 
 class FakeOfficers:
     def __init__(self) -> None:
-        self.hashes = {"PC1": hash_pin(PIN)}
-        self.active = {"PC1": True}
+        self.hashes = {"PC1": hash_pin(PIN), "PC2": hash_pin(PIN)}
+        self.active = {"PC1": True, "PC2": True}
 
     def verify(self, officer_id, pin):
         ok = verify_pin(self.hashes.get(officer_id), pin)
         if ok and self.active[officer_id]:
-            return type("Officer", (), {"id": officer_id, "display_name": "PC One"})()
+            return type("Officer", (), {"id": officer_id, "display_name": f"PC {officer_id[2:]} One"})()
         return None
 
     def is_active(self, officer_id):
@@ -88,14 +88,14 @@ class FakeWatchlist:
         return b"\xff\xd8ref"
 
 
-def make_app(clock=None, **config):
+def make_app(clock=None, two_officer=False, **config):
     events, officers = FakeEvents(), FakeOfficers()
     audit: list[tuple[str, str, dict]] = []
     backend = ConsoleBackend(
         events=events, watchlist=FakeWatchlist(), officers=officers,
         status=lambda: {"camera_fps": 25.0, "faces_seen": 7, "broker": "connected", "outbox_backlog": 0},
         decide=events.decide, config=ConsoleConfig(**config), audit=lambda k, a, d: audit.append((k, a, d)),
-        device_id="van-01",
+        device_id="van-01", two_officer=two_officer,
     )
     app = create_app(backend, clock=clock or Clock())
     return app, events, officers, audit

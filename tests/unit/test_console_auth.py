@@ -76,7 +76,7 @@ def test_login_sets_a_strict_httponly_cookie_and_opens_the_console(setup):
     assert "Secure" not in cookie  # secure_cookies defaults off (localhost screen)
     assert ("login", "PC1", {"via": "console"}) in audit
     page = client.get("/")
-    assert page.status_code == 200 and "PC One" in page.text
+    assert page.status_code == 200 and "PC 1 One" in page.text
     assert page.headers["cache-control"] == "no-store"
     assert "default-src 'self'" in page.headers["content-security-policy"]
     a = events.add()

@@ -4,11 +4,16 @@
 "use strict";
 (function () {
   const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+  const ME = document.querySelector('meta[name="officer-id"]').content;
+  const TWO_OFFICER = document.querySelector('meta[name="two-officer"]').content === "on";
   const $ = (id) => document.getElementById(id);
   const alerts = new Map();  // event_id -> alert view (see appliance/console/views.py)
   let selected = null;
   let lastPing = Date.now();
   const LABEL = { confirm: "Confirmed", reject: "Rejected", unsure: "Can't tell" };
+  // Where an alert stands (appliance/decisions/confirmation.py), as a badge.
+  const STATE = { pending: "TO REVIEW", confirmed: "Confirmed", rejected: "Rejected", unsure: "Can't tell",
+                  awaiting_second: "1 of 2 ✔", disputed: "Disputed" };
   const ASK = { confirm: "Confirm: this IS the watchlist person", reject: "Reject: this is NOT the person",
                 unsure: "Can't tell from these pictures" };
 
@@ -48,13 +53,15 @@
     return Math.floor(s / 86400) + " days";
   }
   const nameOf = (a) => (a.subject ? a.subject.display_name : "Subject " + a.subject_id);
-  const latest = (a) => (a.decisions.length ? a.decisions[a.decisions.length - 1] : null);
+  // This officer's own latest decision on the alert (the chosen button).
+  const mine = (a) => a.decisions.filter((d) => d.officer_id === ME).pop() || null;
+  const stateOf = (a) => (a.outcome ? a.outcome.state : (a.decisions.length ? "unsure" : "pending"));
+  // Still needs this officer: nobody decided yet, or (two-officer rule) a colleague's confirmation awaits a second.
+  const toReview = (a) => stateOf(a) === "pending" || (stateOf(a) === "awaiting_second" && !mine(a));
   const sorted = () => [...alerts.values()].sort((x, y) => (x.created_at < y.created_at ? 1 : -1));
 
   // -- alerts ----------------------------------------------------------------------------------------
   function merge(a) {
-    const old = alerts.get(a.event_id);
-    if (old && old.decisions_complete && !a.decisions_complete) a.decisions = old.decisions;
     alerts.set(a.event_id, a);
   }
   function addDecision(d) {
@@ -62,6 +69,7 @@
     if (!a || a.decisions.some((x) => x.event_id === d.event_id)) return;
     a.decisions.push(d);
     a.decisions.sort((x, y) => (x.created_at < y.created_at ? -1 : 1));
+    if (d.outcome) a.outcome = d.outcome;
     render();
   }
   async function select(id) {
@@ -73,7 +81,7 @@
   function onLiveAlert(a) {
     merge(a);
     const cur = selected && alerts.get(selected);
-    if (!cur || latest(cur)) { selected = a.event_id; }  // do not pull an undecided alert away from the officer
+    if (!cur || !toReview(cur)) { selected = a.event_id; }  // never pull an undecided alert away from the officer
     toast("NEW ALERT · " + nameOf(a));
     $("alert-panel").classList.add("fresh");
     setTimeout(() => $("alert-panel").classList.remove("fresh"), 4000);
@@ -100,8 +108,8 @@
     list.replaceChildren();
     let pending = 0;
     for (const a of sorted()) {
-      const d = latest(a);
-      if (!d) pending++;
+      const state = stateOf(a);
+      if (toReview(a)) pending++;
       const li = el("li");
       li.dataset.id = a.event_id;
       if (a.event_id === selected) li.classList.add("selected");
@@ -110,7 +118,7 @@
       if (a.crop_url) img.src = a.crop_url;
       const who = el("div", "who");
       who.append(el("b", null, nameOf(a)), el("span", null, clock(a.created_at) + " · " + (a.category || "")));
-      li.append(img, who, d ? el("span", "st d-" + d.decision, LABEL[d.decision]) : el("span", "st pending", "TO REVIEW"));
+      li.append(img, who, el("span", "st s-" + state, STATE[state] || state));
       li.addEventListener("click", () => select(a.event_id));
       list.append(li);
     }
@@ -143,9 +151,19 @@
     const pct = (x) => Math.max(0, Math.min(100, x * 100)) + "%";
     $("a-score-fill").style.width = pct(score);
     $("a-score-mark").style.left = "calc(" + pct(thr) + " - 2px)";
-    const d = latest(a);
+    const d = mine(a);
     for (const b of document.querySelectorAll(".actions .btn")) {
       b.classList.toggle("chosen", !!d && b.dataset.decision === d.decision);
+    }
+    const oc = $("a-outcome");
+    const state = stateOf(a);
+    oc.hidden = !(state === "awaiting_second" || state === "disputed");
+    if (state === "awaiting_second") {
+      oc.textContent = "Confirmed by " + a.outcome.confirmed_by.join(", ") +
+        ". Two-officer rule: it counts as confirmed only when a second officer confirms it too.";
+    } else if (state === "disputed") {
+      oc.textContent = "Officers disagree (confirmed by " + a.outcome.confirmed_by.join(", ") + ", rejected by " +
+        a.outcome.rejected_by.join(", ") + "). It is not forwarded as confirmed.";
     }
     const hist = $("a-history");
     hist.replaceChildren();
@@ -258,11 +276,12 @@
   }
 
   async function start() {
+    if (TWO_OFFICER) document.querySelector(".history h2").textContent = "Decisions · two-officer rule: two must confirm";
     const resp = await api("/api/alerts?limit=50");
     const body = await resp.json();
     for (const a of body.alerts) merge(a);
     const list = sorted();
-    const first = list.find((a) => !latest(a)) || list[0];
+    const first = list.find(toReview) || list[0];
     if (first) await select(first.event_id); else render();
     connect();
   }
