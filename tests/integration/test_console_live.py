@@ -165,3 +165,15 @@ def test_stopping_the_server_ends_open_streams(tmp_path, nasa_dir, pipeline):
         assert time.monotonic() - t0 < 5
     finally:
         env.close()
+
+
+def test_a_port_in_use_is_one_clear_error(env):
+    from appliance.console import ConsoleBackend, ConsoleServer, create_app
+    from appliance.errors import ApplianceError
+
+    other = create_app(ConsoleBackend(events=env.events, watchlist=env.watchlist, officers=env.officers,
+                                      status=dict, decide=lambda *a: None))
+    with pytest.raises(ApplianceError, match=f"cannot listen on 127.0.0.1:{env.server.port}"):
+        ConsoleServer(other, "127.0.0.1", env.server.port).start()
+    client, _ = logged_in(env)  # the first server is unaffected
+    assert client.get("/api/alerts").status_code == 200
