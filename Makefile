@@ -31,8 +31,10 @@ lint: $(BIN)/appliance  ## ruff and the import-cycle check
 	$(BIN)/ruff check appliance tests
 	$(BIN)/python -m appliance.devtools.import_cycles appliance
 
-eval: install  ## accuracy on LFW: JSON, report and plots under reports/eval
-	$(BIN)/appliance eval --data $(APPLIANCE_SHARED)/data/lfw --out reports/eval --json | tee reports/eval.json
+eval: install  ## accuracy on LFW (pooled, per gender, NASA reference vs live): JSON, report, plots in reports/eval
+	$(BIN)/appliance eval --data $(APPLIANCE_SHARED)/data/lfw \
+		--groups $(APPLIANCE_SHARED)/data/lfw_gender/female_names.txt $(APPLIANCE_SHARED)/data/lfw_gender/male_names.txt \
+		--nasa $(APPLIANCE_SHARED)/data/nasa --out reports/eval --json | tee reports/eval.json
 
 bench: install  ## speed and memory benchmarks: bench/results/bench.{json,md}
 	$(BIN)/python -m appliance.bench --out bench/results

@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion", action="store_true",
                    help="multi-look fusion: single best look against fused decisions at equal TPIR (slow: "
                    "embeds 5 looks of every open-set probe)")
+    p.add_argument("--fusion-probes", type=int, metavar="N",
+                   help="with --fusion: only N mated and N non-mated probes (a quick look, not the figures)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     add_config_args(p)
     p.set_defaults(func=run)
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         result["nasa"] = evaluate_nasa(pipe, args.nasa, dataset, emb, threshold)
     if args.fusion:
         result["fusion"], raw["fusion"] = evaluate_fusion(pipe, dataset, emb, threshold,
-                                                          progress=False if args.no_progress else None)
+                                                          progress=False if args.no_progress else None,
+                                                          max_probes=args.fusion_probes)
     command = "appliance " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.out:
         write_report(result, raw, dataset.root, args.out, command)

@@ -305,12 +305,13 @@ def fusion_section(result: dict, raw: dict, out: Path) -> list[str]:
     lines += ["", f"Fewest false alarms over these TPIRs: **{f['fewest_false_alarms']}**."]
 
     fig, ax = plt.subplots(figsize=(7, 5))
+    floor = 0.5 / max(f["non_mated_tracks"], 1)  # FPIR 0 is drawn at the left edge
     for rule, (hit, alarm) in raw["scores"].items():
         ts = np.unique(np.concatenate([hit[np.isfinite(hit)], alarm[np.isfinite(alarm)]]))[::-1][::7]
         tp = [(hit >= t).mean() for t in ts]
-        fp = [max((alarm >= t).mean(), 1e-4) for t in ts]
+        fp = [max((alarm >= t).mean(), floor) for t in ts]
         ax.semilogx(fp, tp, label=rule)
-    ax.set_xlabel("FPIR per track (non-mated tracks that alert)")
+    ax.set_xlabel("FPIR per track (non-mated tracks that alert; 0 at the left edge)")
     ax.set_ylabel("TPIR per track")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)

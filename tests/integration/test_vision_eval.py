@@ -9,14 +9,18 @@ import sys
 
 import pytest
 
+from appliance.paths import shared_data_dir
 from appliance.runtime.manifest import load_manifest
 
 
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory, lfw_dir):
     out = tmp_path_factory.mktemp("eval")
-    r = subprocess.run([sys.executable, "-m", "appliance", "eval", "--data", str(lfw_dir), "--json", "--out",
-                        str(out), "--no-progress"], capture_output=True, text=True)
+    # with the gender labels, as `make eval` and the shipped calibration run: the equitable threshold
+    gender = shared_data_dir() / "lfw_gender"
+    groups = ["--groups", str(gender / "female_names.txt"), str(gender / "male_names.txt")] if gender.is_dir() else []
+    r = subprocess.run([sys.executable, "-m", "appliance", "eval", "--data", str(lfw_dir), *groups, "--json",
+                        "--out", str(out), "--no-progress"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout), out
 
@@ -41,14 +45,20 @@ def test_accuracy_meets_the_bar(evaluation):
 
 
 def test_shipped_threshold_is_the_calibrated_one(evaluation):
-    """The manifest's threshold is what eval calibrates for FPIR <= 1e-3 with today's code."""
+    """The manifest's threshold is what eval calibrates with today's code: FPIR <= 1e-3 for every gender
+    group (the equitable threshold) when the labels are there, else pooled."""
     result, _ = evaluation
     cal = load_manifest().get(result["model"]).calibration
     assert result["threshold"] == pytest.approx(cal.threshold)
+    assert result["calibration"]["method"].split(":")[0] == cal.evidence["method"].split(":")[0]
     assert result["calibration"]["threshold"] == pytest.approx(cal.threshold, abs=1e-4), (
-        "the pipeline changed since the last calibration: run `appliance eval --data ../shared/data/lfw --calibrate`"
+        "the pipeline changed since the last calibration: run `appliance eval --data ../shared/data/lfw --groups "
+        "../shared/data/lfw_gender/female_names.txt ../shared/data/lfw_gender/male_names.txt --calibrate`"
     )
+    assert result["calibration"]["floor"] == pytest.approx(cal.floor, abs=1e-4)
     assert result["open_set"]["fpir_at_threshold"] <= 1e-3
+    for name, g in result.get("groups", {}).get("calibration", {}).get("fpir_per_group", {}).items():
+        assert g["false_alarms"] <= 1e-3 * g["probes"], name
 
 
 def test_report_files(evaluation):
