@@ -23,6 +23,9 @@ COMMAND_MODULES = [
     "control",
     "officers",
     "run",
+    "deployment",
+    "audit",
+    "report",
 ]
 
 
