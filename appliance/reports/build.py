@@ -8,11 +8,13 @@ rates the public debate mixes up. Counts only: no image, no embedding, no name, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from appliance.audit.chain import iter_entries, verify_chain
 from appliance.deployments.manager import get_deployment
 from appliance.errors import ApplianceError
-from appliance.events.models import utc_now_iso
+from appliance.events.models import iso_ms, utc_now_iso
+from appliance.watchlist.timeutil import parse_time
 
 
 @dataclass
@@ -45,12 +47,11 @@ def build_report(events, deployment_id: str, *, public_key=None) -> Report:
     seen = int(counts.get("faces_seen", 0))
     rate = dep.get("expected_false_alert_rate")
     audit = {"checked": False}
+    # Audit times carry milliseconds, deployment times whole seconds: compare them in one format.
+    start = iso_ms(parse_time(dep["starts_at"]))
+    end = iso_ms(parse_time(dep["ended_at"]) + timedelta(seconds=1)) if dep.get("ended_at") else None
     with events.transaction() as db:
-        end = dep.get("ended_at") or "9999"
-        n = sum(1 for e in iter_entries(db, from_at=dep["starts_at"]) if e.at <= end
-                and (e.data.get("deployment_id") == deployment_id
-                     or (e.data.get("deployment") or {}).get("id") == deployment_id))
-        audit["entries_for_deployment"] = n
+        audit["entries_for_deployment"] = sum(1 for _ in iter_entries(db, from_at=start, to_at=end))
         if public_key is not None:
             v = verify_chain(db, public_key)
             audit.update(checked=True, ok=v.ok, entries=v.checked, reason=v.reason, first_bad=v.first_bad)

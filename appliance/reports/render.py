@@ -134,7 +134,8 @@ def sections(r: Report) -> dict:
                  f"{a.get('reason')}.")
     else:
         audit = "The device's tamper-evident log was not checked for this report."
-    audit += f" It holds {_n(a.get('entries_for_deployment', 0))} entries about this deployment."
+    audit += (f" {_n(a.get('entries_for_deployment', 0))} of its entries were written during this deployment "
+              "(its start and end, every alert and every officer's decision, logins, settings changes).")
     return {"title": f"Live facial recognition: deployment report {d['id']}", "summary": summary,
             "authorised": authorised, "seen": seen, "decisions": decisions, "expected": expected,
             "measured": measured, "why": why, "settings": settings, "audit": audit,
