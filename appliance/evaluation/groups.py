@@ -285,16 +285,24 @@ def evaluate_groups(dataset: Dataset, emb: DatasetEmbeddings, files: dict[str, s
         "differential": differential,
         "calibration": calibration,
     }
-    raw = {"curves": _curves(sims, ga, nonmated_top), "threshold": threshold}
-    return result, raw
+    curves, result["by_threshold"] = _curves(sims, ga, nonmated_top, threshold)
+    return result, {"curves": curves, "threshold": threshold}
 
 
-def _curves(sims: np.ndarray, ga: GroupAssignment, nonmated_top: dict[str, np.ndarray],
-            grid: np.ndarray | None = None) -> dict:
-    """FMR and FPIR per group over a grid of thresholds, for the report's plots."""
+# Where the differential is read besides the operating point: NPL found a gender differential in
+# false positives below one threshold and none above it, so the table spans looser thresholds too.
+DIFFERENTIAL_THRESHOLDS = (0.35, 0.40, 0.45, 0.50, 0.55)
+
+
+def _curves(sims: np.ndarray, ga: GroupAssignment, nonmated_top: dict[str, np.ndarray], threshold: float,
+            grid: np.ndarray | None = None) -> tuple[dict, list[dict]]:
+    """FMR and FPIR per group over a grid of thresholds (plots), and the differential at a few of them."""
     grid = np.linspace(0.2, 0.9, 141) if grid is None else grid
     image_group = ga.identity_group[ga.image_identity]
     out: dict = {"grid": grid, "fmr": {}, "fpir": {}}
+    points = sorted({*DIFFERENTIAL_THRESHOLDS, round(threshold, 4)})
+    fmr_counts: dict[float, dict] = {t: {} for t in points}
+    fpir_counts: dict[float, dict] = {t: {} for t in points}
     for g, name in enumerate(ga.names):
         idx = np.flatnonzero(image_group == g)
         sub = sims[np.ix_(idx, idx)]
@@ -303,4 +311,13 @@ def _curves(sims: np.ndarray, ga: GroupAssignment, nonmated_top: dict[str, np.nd
         out["fmr"][name] = 1 - np.searchsorted(imp, grid, side="left") / max(len(imp), 1)
         s = np.sort(nonmated_top[name])
         out["fpir"][name] = 1 - np.searchsorted(s, grid, side="left") / max(len(s), 1)
-    return out
+        for t in points:
+            fmr_counts[t][name] = (int(len(imp) - np.searchsorted(imp, t, side="left")), len(imp))
+            fpir_counts[t][name] = (int(len(s) - np.searchsorted(s, t, side="left")), len(s))
+    table = [{"threshold": t,
+              "fmr": {n: {"false_matches": c, "pairs": k} for n, (c, k) in fmr_counts[t].items()},
+              "fpir": {n: {"false_alarms": c, "probes": k} for n, (c, k) in fpir_counts[t].items()},
+              "fmr_differential": bootstrap.differential(fmr_counts[t]),
+              "fpir_differential": bootstrap.differential(fpir_counts[t])}
+             for t in points]
+    return out, table

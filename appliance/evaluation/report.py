@@ -221,6 +221,26 @@ def groups_section(result: dict, raw: dict, out: Path) -> list[str]:
         raw_ratio = "undefined (a group has no error)" if d["ratio"] is None else f"{d['ratio']:.2f}"
         lines.append(f"- {m.upper()}: {raw_ratio}; smoothed {d['ratio_smoothed']:.2f} "
                      f"[{d['ci95_smoothed'][0]:.2f}, {d['ci95_smoothed'][1]:.2f}] (highest raw rate: {d['highest']})")
+    names = list(g["per_group"])
+    lines += [
+        "",
+        "By threshold (counts; the differential is highest / lowest group rate, '—' when a group has none):",
+        "",
+        "| threshold | " + " | ".join(f"FMR {n}" for n in names) + " | FMR ratio | "
+        + " | ".join(f"FPIR {n}" for n in names) + " | FPIR ratio |",
+        "|---|" + "---|" * (2 * len(names) + 2),
+    ]
+    for row in g["by_threshold"]:
+        fm = [f"{row['fmr'][n]['false_matches'] / max(row['fmr'][n]['pairs'], 1):.2e} "
+              f"({row['fmr'][n]['false_matches']})" for n in names]
+        fp = [f"{_pct(row['fpir'][n]['false_alarms'] / max(row['fpir'][n]['probes'], 1), 2)} "
+              f"({row['fpir'][n]['false_alarms']})" for n in names]
+
+        def ratio(d: dict) -> str:
+            return "—" if d["ratio"] is None else f"{d['ratio']:.2f} ({d['highest']})"
+
+        lines.append(f"| {row['threshold']:.4f} | " + " | ".join(fm) + f" | {ratio(row['fmr_differential'])} | "
+                     + " | ".join(fp) + f" | {ratio(row['fpir_differential'])} |")
     c = g["calibration"]
     lines += [
         "",

@@ -144,6 +144,10 @@ def test_evaluate_groups_on_a_constructed_dataset():
     assert c["binding_group"] == "f" and c["threshold"] == pytest.approx(0.8001)
     assert c["fpir_per_group"]["f"]["false_alarms"] == 0
     assert set(raw["curves"]["fmr"]) == {"f", "m"}
+    at = next(r for r in res["by_threshold"] if r["threshold"] == 0.75)  # the same counts, read off the curves
+    assert at["fmr"]["f"] == {"false_matches": 2, "pairs": 2} and at["fpir"]["m"] == {"false_alarms": 0, "probes": 2}
+    loose = next(r for r in res["by_threshold"] if r["threshold"] == 0.55)  # M2-M1_2 (0.707) counts now
+    assert loose["fmr"]["m"]["false_matches"] == 1 and loose["fmr"]["f"]["false_matches"] == 2
 
 
 def test_intervals_contain_the_point_and_are_reproducible():
