@@ -60,7 +60,7 @@ def test_verify_passes_then_names_the_altered_entry(run, capsys):
 
 
 def test_deleted_entry_is_named(run, capsys):
-    cfg, data, n = run
+    cfg, data, _n = run
     tamper(data, "DELETE FROM audit WHERE seq = 3")
     assert main(["audit", "verify", "--config", str(cfg)]) == 1
     assert "BROKEN at entry 4" in capsys.readouterr().out
@@ -89,7 +89,7 @@ def test_export_verifies_with_the_public_key_only(run, tmp_path, capsys):
 
 
 def test_wrong_key_file_is_one_line(run, tmp_path, capsys):
-    cfg, data, n = run
+    _cfg, data, _n = run
     assert main(["audit", "verify-export", str(tmp_path / "missing.jsonl"), "--public-key",
                  str(data / "keys" / "device.ed25519.pub")]) == 2
     assert "not found" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from appliance.cli.main import main
 
 
 def test_start_status_end(tmp_path, capsys):
-    config, cfg, _ = provision_device(tmp_path, deployment={"wipe_watchlist_on_end": True})
+    _, cfg, _ = provision_device(tmp_path, deployment={"wipe_watchlist_on_end": True})
     start = ["deployment", "start", "--config", str(cfg), "--officer", "Insp-77", "--purpose", "Wanted offenders",
              "--location", "Market Square", "--lat", "52.2", "--lon", "0.12", "--dpia", "DPIA-9", "--hours", "2"]
     assert main([*start, "--json"]) == 0
