@@ -4,7 +4,8 @@ Used by the no-trace proof (issue 5): the test recomputes the embeddings of the 
 trace and hands them here with the data directory, the logs, the journald text and the MQTT payloads it
 captured. What is searched, and how (so a reader can judge what "found none" means):
 
-- image signatures anywhere: JPEG (FF D8 FF) and PNG (89 50 4E 47 0D 0A 1A 0A), raw and inside base64 text;
+- image signatures anywhere: JPEG (FF D8 FF and a well-formed first segment) and PNG (89 50 4E 47 0D 0A 1A 0A),
+  raw and inside base64 text;
 - given crops (JPEG bytes) verbatim, raw and base64-encoded;
 - each embedding's exact bytes: float32 (little and big endian), float64, and its int8 quantisation
   (symmetric x*127, or the int8 vectors given);
@@ -53,6 +54,24 @@ class Finding:
         extra = f" embedding #{self.embedding}" if self.embedding is not None else ""
         score = f" score {self.score:.3f}" if self.score is not None else ""
         return f"{self.source}@{self.offset}: {self.kind} ({self.encoding}){extra}{score}"
+
+
+def _is_jpeg(data: bytes, i: int) -> bool:
+    """A JPEG start, not three bytes that happen to read FF D8 FF: SOI, then a first segment that is a JFIF
+    or Exif header, or a table/frame segment whose length lands on the next marker. In ciphertext or noise
+    the three bytes occur about once per 16 MiB; this check makes a chance hit negligible."""
+    seg = data[i + 3:i + 12]
+    if len(seg) < 3:
+        return False
+    marker, length = seg[0], int.from_bytes(seg[1:3], "big")
+    if marker == 0xE0:
+        return seg[3:8] == b"JFIF\x00"
+    if marker == 0xE1:
+        return seg[3:8] == b"Exif\x00"
+    if marker in (0xDB, 0xC4, 0xC0, 0xC2, 0xFE, 0xDD) or 0xE2 <= marker <= 0xEF:
+        nxt = i + 4 + length
+        return length >= 2 and nxt < len(data) and data[nxt] == 0xFF
+    return False
 
 
 def quantise_int8(emb: np.ndarray) -> np.ndarray:
@@ -125,8 +144,8 @@ class _Searcher:
 
     def search(self, source: str, data: bytes, encoding: str = "raw") -> list[Finding]:
         out: list[Finding] = []
-        for kind, magic in (("jpeg", JPEG_MAGIC), ("png", PNG_MAGIC)):
-            out += [Finding(source, o, kind, encoding) for o in _find_all(data, magic)]
+        out += [Finding(source, o, "jpeg", encoding) for o in _find_all(data, JPEG_MAGIC) if _is_jpeg(data, o)]
+        out += [Finding(source, o, "png", encoding) for o in _find_all(data, PNG_MAGIC)]
         for crop in self.crops:
             out += [Finding(source, o, "crop", encoding) for o in _find_all(data, crop)]
             if encoding == "raw":

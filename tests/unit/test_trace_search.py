@@ -103,3 +103,10 @@ def test_sqlcipher_needs_decrypting(tmp_path):
     # ... so the proof decrypts every cell and searches those.
     found = find_traces([], EMB, jpeg_crops=[jpeg], blobs=database_blobs(tmp_path, kp))
     assert any(f.kind == "crop" and f.source == "events.db:alerts.crop_jpeg" for f in found)
+
+
+def test_three_bytes_are_not_a_jpeg(tmp_path):
+    # FF D8 FF turns up by chance in ciphertext about once per 16 MiB: only a well-formed start counts.
+    (tmp_path / "cipher.bin").write_bytes(RNG.integers(0, 256, 1000, dtype=np.uint8).tobytes() + b"\xff\xd8\xff\x13"
+                                          + RNG.integers(0, 256, 1000, dtype=np.uint8).tobytes())
+    assert find_traces([tmp_path], EMB) == []
