@@ -129,7 +129,7 @@ def _near(values: np.ndarray, targets: np.ndarray, near: float, centred: bool) -
 
 
 class _Searcher:
-    def __init__(self, floats: np.ndarray, int8s: np.ndarray, crops: list[bytes], near: float):
+    def __init__(self, floats: np.ndarray, int8s: np.ndarray, crops: list[bytes], near: float | None):
         self.floats = floats
         self.int8s = int8s
         self.crops = [c for c in crops if c]
@@ -153,7 +153,7 @@ class _Searcher:
                 out += [Finding(source, o, "crop", "base64") for o in _find_all(data, b64)]
         for kind, i, needle in self.needles:
             out += [Finding(source, o, kind, encoding, i) for o in _find_all(data, needle)]
-        if len(self.floats):
+        if len(self.floats) and self.near is not None:
             dim = self.floats.shape[1]
             for align in range(4):
                 usable = (len(data) - align) // 4 * 4
@@ -186,10 +186,11 @@ class _Searcher:
 
 
 def find_traces(paths: Iterable[Path], embeddings_float, embeddings_int8=None, jpeg_crops: Iterable[bytes] = (),
-                *, blobs: Iterable[tuple[str, bytes]] = (), near: float = 0.9) -> list[Finding]:
+                *, blobs: Iterable[tuple[str, bytes]] = (), near: float | None = 0.9) -> list[Finding]:
     """Search every file under `paths` (and the named `blobs`, e.g. MQTT payloads or decrypted database
     cells) for images and for the given embeddings. Returns every finding; the caller decides which are
-    expected (e.g. the crop in a matched alert)."""
+    expected (e.g. the crop in a matched alert). `near=None`: exact byte searches only (fast, for many
+    embeddings)."""
     floats = np.asarray(embeddings_float if embeddings_float is not None else np.zeros((0, 128)), np.float32)
     if floats.ndim == 1:
         floats = floats[None, :]
