@@ -26,6 +26,8 @@ COMMAND_MODULES = [
     "deployment",
     "audit",
     "report",
+    "retention",
+    "command",
 ]
 
 

@@ -172,3 +172,24 @@ def test_start_and_end_deployment_by_command(van, control):
     ack = control.send("van-01", "end_deployment", {})
     assert (ack["status"], ack["reason"]) == ("refused", "not_applicable")
     assert van.audit.verify().ok
+
+
+def test_command_cli(van, tls_broker, tmp_path, capsys):
+    from appliance.cli.main import main
+    from appliance.keys.files import write_private
+
+    key = tmp_path / "control-room.ed25519.key"
+    from cryptography.hazmat.primitives import serialization
+
+    write_private(key, CONTROL.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()))
+    conn = ["--device", "van-01", "--signing-key", str(key), "--broker", tls_broker.url, "--ca", str(tls_broker.ca),
+            "--cert", str(tls_broker.cert("control-room")), "--key", str(tls_broker.key("control-room")),
+            "--client-id", "control-room-cli"]
+    assert main(["command", "end-deployment", *conn]) == 1  # nothing to end: refused, exit 1
+    assert json.loads(capsys.readouterr().out)["reason"] == "not_applicable"
+    van.deployments.start(request(van.clock), source="console")
+    assert main(["command", "revoke", "--watchlist", "met-wanted", "--reason", "withdrawn", *conn]) == 0
+    ack = json.loads(capsys.readouterr().out)
+    assert ack["status"] == "done" and ack["result"]["watchlist_erased"]
+    assert not van.deployments.is_active() and van.watchlist.meta() is None

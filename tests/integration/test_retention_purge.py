@@ -83,3 +83,29 @@ def test_records_go_after_the_long_period_once_sent(env):
     kinds = [e.kind for e in iter_entries(store.db)]
     assert kinds.count("alert") == 1 and kinds.count("decision") == 1 and kinds.count("purge") == 2
     assert audit.verify().ok
+
+
+def test_retention_cli(tmp_path, capsys):
+    import json
+
+    from appliance.cli.main import main
+
+    store, _ = open_events(tmp_path / "data")
+    old = alert(40)
+    store.add_alert(old)
+    store.close()
+    cfg = tmp_path / "appliance.toml"
+    cfg.write_text(f'[device]\nid = "van-01"\ndata_dir = "{tmp_path / "data"}"\n[retention]\ncrop_days = 31\n')
+    hold = ["retention", "hold", old.event_id, "--officer", "PC-2", "--reason", "Case 7", "--config", str(cfg)]
+    assert main(hold) == 0
+    assert main(["retention", "holds", "--config", str(cfg)]) == 0
+    assert "Case 7" in capsys.readouterr().out
+    assert main(["retention", "purge", "--config", str(cfg)]) == 0
+    assert json.loads(capsys.readouterr().out)["crops_held"] == 1
+    assert main(["retention", "release", old.event_id, "--officer", "PC-2", "--reason", "closed",
+                 "--config", str(cfg)]) == 0
+    assert main(["retention", "purge", "--config", str(cfg)]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["crops_purged"] == 1
+    assert main(["retention", "hold", "nope", "--officer", "PC-2", "--reason", "x", "--config", str(cfg)]) == 2
+    assert "no alert nope" in capsys.readouterr().err
+    assert main(["audit", "verify", "--config", str(cfg)]) == 0
