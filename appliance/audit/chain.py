@@ -235,7 +235,7 @@ class AuditLog:
             self.append_in(db, "decision", obj.officer_id, data)
         elif kind == "deployment":
             dep = obj["deployment"]
-            actor = dep.get("ended_by") or dep["authorised_by"] if obj["event"] == "ended" else dep["authorised_by"]
+            actor = (dep.get("ended_by") or dep["authorised_by"]) if obj["event"] == "ended" else dep["authorised_by"]
             self.append_in(db, f"deployment.{obj['event']}", actor, {"event_id": obj["event_id"], "deployment": dep})
 
     def head(self) -> AuditEntry | None:
