@@ -21,14 +21,15 @@ from appliance.watchlist.timeutil import parse_time
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="verify or export the tamper-evident audit log")
+    p.add_argument("--config", type=Path, metavar="FILE", help="appliance TOML config")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     v = actions.add_parser("verify", help="check the whole chain; names the first broken entry (exit 1)")
-    v.add_argument("--config", type=Path, metavar="FILE", help="appliance TOML config")
+    v.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help="appliance TOML config")
     v.add_argument("--public-key", type=Path, metavar="PEM", help="device Ed25519 public key "
                    "(default: <keys>/device.ed25519.pub)")
     v.set_defaults(func=run_verify)
     e = actions.add_parser("export", help="write entries as signed JSON lines (with a signed trailer)")
-    e.add_argument("--config", type=Path, metavar="FILE", help="appliance TOML config")
+    e.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help="appliance TOML config")
     e.add_argument("--from", dest="from_", metavar="TIME", help="first time, ISO 8601 or a date (UTC)")
     e.add_argument("--to", metavar="TIME", help="end time (exclusive), ISO 8601 or a date (a date: the day's end)")
     e.add_argument("--out", type=Path, metavar="FILE", help="output file (default: stdout)")

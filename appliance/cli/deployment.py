@@ -24,6 +24,7 @@ from appliance.watchlist.timeutil import parse_time, utcnow
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("deployment", help="start, end or show deployments (matching runs only inside one)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="appliance TOML config")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     s = actions.add_parser("start", help="start a deployment now, with the loaded watchlist")
     s.add_argument("--officer", required=True, metavar="ID", help="the authorising officer")
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     st = actions.add_parser("status", help="the active deployment, if any")
     ls = actions.add_parser("list", help="recent deployments")
     for a in (s, e, st, ls):
-        a.add_argument("--config", type=Path, metavar="FILE", help="appliance TOML config")
+        a.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help="appliance TOML config")
         a.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=run_start)
     e.set_defaults(func=run_end)

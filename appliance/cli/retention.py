@@ -16,6 +16,7 @@ from appliance.storage import key_provider_from_config
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retention", help="purge alert images past their retention period; legal holds")
+    p.add_argument("--config", type=Path, metavar="FILE", help="appliance TOML config")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     pu = actions.add_parser("purge", help="purge now what is past retention.crop_days / records_days (audited)")
     h = actions.add_parser("hold", help="keep an alert's image past the retention period (legal hold)")
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--reason", required=True)
     ls = actions.add_parser("holds", help="list the alerts on legal hold")
     for a in (pu, h, r, ls):
-        a.add_argument("--config", type=Path, metavar="FILE", help="appliance TOML config")
+        a.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help="appliance TOML config")
     pu.set_defaults(func=run_purge)
     h.set_defaults(func=run_hold)
     r.set_defaults(func=run_release)

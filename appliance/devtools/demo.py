@@ -184,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(keys / "control-room.ed25519.pub", van_keys / "control-room.ed25519.pub")
         shutil.copy(keys / f"{DEVICE}.x25519.key", van_keys / "device.x25519.key")
         os.chmod(van_keys / "device.x25519.key", 0o600)
+        # The device identity key signs the audit chain (deployments, alerts, decisions).
+        for part in ("key", "pub"):
+            shutil.copy(keys / f"{DEVICE}.ed25519.{part}", van_keys / f"device.ed25519.{part}")
+        os.chmod(van_keys / "device.ed25519.key", 0o600)
         bundle = root / "watchlist.lfrwl"
         report = sh("watchlist", "build", "--subjects", str(subjects), "--photos", str(photos), "--out", str(bundle),
                     "--watchlist-id", "demo-watchlist", "--version", "1", "--signing-key",
