@@ -193,3 +193,21 @@ def test_command_cli(van, tls_broker, tmp_path, capsys):
     ack = json.loads(capsys.readouterr().out)
     assert ack["status"] == "done" and ack["result"]["watchlist_erased"]
     assert not van.deployments.is_active() and van.watchlist.meta() is None
+
+
+def test_listener_connects_when_the_broker_comes_up(van, control, tls_broker):
+    # Runs last in this module: it stops and restarts the module's broker.
+    van.listener.stop()
+    tls_broker.stop()
+    listener = CommandListener(tls_broker.settings("van-01", client_id="van-01-commands-late"), "van-01",
+                               van.handler, retry_max_s=1).start(timeout=2)
+    try:
+        assert not listener.wait_connected(0.5)
+        tls_broker.start()
+        assert listener.wait_connected(20), "the listener should connect once the broker is up"
+        control.conn.wait_connected(20)
+        van.deployments.start(request(van.clock), source="console")
+        ack = control.send("van-01", "end_deployment", {})
+        assert ack["status"] == "done"
+    finally:
+        listener.stop()
