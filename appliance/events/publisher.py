@@ -81,6 +81,7 @@ class OutboxPublisher:
         self.conn: MqttConnection | None = None
         self.published = 0  # publishes (including re-sends), for tests and the log
         self.go_backs = 0
+        self.failures = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._acks: collections.deque[int] = collections.deque()
@@ -187,10 +188,14 @@ class OutboxPublisher:
         if self.conn is None:
             return
         try:
-            self._loop()
-        except Exception:
-            log.exception("outbox publisher failed")
-            raise
+            while not self._stop.is_set():
+                try:
+                    self._loop()
+                except Exception:  # e.g. the disk is full: keep the events, say so once, try again
+                    self.failures += 1
+                    if self.failures == 1:
+                        log.exception("events: the outbox publisher failed; retrying every 5 s")
+                    self._stop.wait(5.0)
         finally:
             self._shutdown()
 

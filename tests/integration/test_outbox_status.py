@@ -47,11 +47,11 @@ def test_status_retained_last_will_and_clean_stop(tls_broker, tmp_path):
         retained, p = _next_status(q, "running")
         assert retained
         assert p["device_id"] == DEVICE and p["link"]["state"] == "up"
+        assert p["watchlist"]["id"] == "wl-burst" and p["model_id"] == "burst-model"
+        retained, p = _next_status(q, "running")               # and again every status interval, up to date
+        assert not retained and p["outbox_backlog"] == 0
         assert p["counters"]["alerts"] == 2 and p["counters"]["pending"] == 0
         assert p["counters"]["confirmed"] + p["counters"]["rejected"] + p["counters"]["unsure"] == 2
-        assert p["watchlist"]["id"] == "wl-burst" and p["model_id"] == "burst-model"
-        retained, p = _next_status(q, "running")               # and again every status interval
-        assert not retained and p["outbox_backlog"] == 0
 
         v.kill()                                               # dies without a word: the broker speaks for it
         _, p = _next_status(q, "offline")
