@@ -93,10 +93,11 @@ def build_safeguards(config, *, events, watchlist, matcher, embedder_spec, thres
         config=config.deployment, counters=counters, wipe_watchlist=wipe, audit=audit)
 
     def on_change(event: str, record: dict) -> None:
-        if event == "ended":
-            reset_tracks()  # every track and its match history is forgotten with the deployment
-            if watchlist.meta() is None and matcher.gallery.n_subjects:  # wiped by another process (the CLI)
-                matcher.swap(Gallery.empty(matcher.gallery.dim))
+        # Tracks start afresh at both ends: a face in view before the start had its looks taken unembedded,
+        # and at the end every track and its match history is forgotten with the deployment.
+        reset_tracks()
+        if event == "ended" and watchlist.meta() is None and matcher.gallery.n_subjects:  # wiped by the CLI
+            matcher.swap(Gallery.empty(matcher.gallery.dim))
 
     deployments.on_change(on_change)
     deployments.load()
