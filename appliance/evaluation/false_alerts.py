@@ -18,6 +18,8 @@ import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.evaluation import bootstrap
+from appliance.evaluation.groups import pair_counts
+from appliance.evaluation.protocol import similarities
 
 WATCHLIST_SIZES = (100, 1_000, 2_500, 10_000)  # 2,500: the most LFW can measure
 PER_FACES = 10_000  # figures are given per 10,000 faces seen
@@ -53,8 +55,6 @@ def expected_false_alerts_per_face(watchlist_size: int, manifest_calibration: An
 def per_comparison_fmr(embeddings: np.ndarray, image_identity: np.ndarray, threshold: float,
                        resamples: int = bootstrap.RESAMPLES, seed: int = bootstrap.SEED) -> dict:
     """FMR over every impostor pair at the threshold, with an identity-bootstrap interval."""
-    from appliance.evaluation.groups import pair_counts, similarities
-
     n_id = int(image_identity.max()) + 1
     pc = pair_counts(similarities(embeddings), image_identity, n_id, threshold)
     pairs = bootstrap.ImpostorPairs(pc.images, pc.images, pc.impostor_a, pc.impostor_b, pc.impostor_count, True)

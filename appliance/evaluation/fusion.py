@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from appliance.evaluation.embed_dataset import DatasetEmbeddings, central_face
 from appliance.evaluation.lfw import Dataset
+from appliance.evaluation.protocol import open_set_split
 from appliance.vision.pipeline import FacePipeline
 
 N_LOOKS = 5
@@ -178,8 +179,6 @@ def compare_at_tpir(scores: Scores, tpirs: list[float]) -> dict:
 
 def evaluate_fusion(pipe: FacePipeline, dataset: Dataset, emb: DatasetEmbeddings, threshold: float,
                     progress: bool | None = None, max_probes: int | None = None) -> tuple[dict, dict]:
-    from appliance.evaluation.lfw_eval import open_set_split
-
     gallery_idx, mated_idx, nonmated_idx = open_set_split(dataset)
     if max_probes:  # a deterministic subset, for quick runs and tests
         rng = np.random.default_rng(SEED)

@@ -23,6 +23,7 @@ from appliance.errors import ApplianceError
 from appliance.evaluation import bootstrap, metrics
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
 from appliance.evaluation.lfw import Dataset
+from appliance.evaluation.protocol import ceil4, open_set_split, similarities
 
 
 def load_group_files(paths: list[Path]) -> dict[str, set[str]]:
@@ -94,15 +95,6 @@ def assign_groups(keys: list[str], identity: list[str], files: dict[str, set[str
         "identities_split_evenly": split,
     }
     return GroupAssignment(names, list(identities), image_identity, identity_group, stats)
-
-
-def similarities(e: np.ndarray) -> np.ndarray:
-    """Every image against every image (rows L2-normalised; NaN rows = no face found)."""
-    missing = np.isnan(e).any(axis=1)
-    sims = np.nan_to_num(e, nan=0.0) @ np.nan_to_num(e, nan=0.0).T
-    sims[missing, :] = -np.inf  # no face: never matches, counted as a miss
-    sims[:, missing] = -np.inf
-    return sims
 
 
 @dataclass(frozen=True)
@@ -189,8 +181,6 @@ def _pair_rate(pairs: bootstrap.ImpostorPairs, w: np.ndarray) -> tuple[dict, np.
 
 def open_set_probes(dataset: Dataset, emb: DatasetEmbeddings, image_identity: np.ndarray):
     """(probe identity, is_mated, top score, rank-1 correct) for every open-set probe."""
-    from appliance.evaluation.lfw_eval import open_set_split
-
     gallery, mated, nonmated = open_set_split(dataset)
     ids = np.array(dataset.identity)
     probes = np.concatenate([mated, nonmated]).astype(np.int64)
@@ -258,8 +248,6 @@ def evaluate_groups(dataset: Dataset, emb: DatasetEmbeddings, files: dict[str, s
     nonmated_top = {name: top[~is_mated & (group[probe_id] == g)] for g, name in enumerate(ga.names)}
     t_eq, t_groups = equitable_threshold(nonmated_top, target_fpir)
     f_eq, f_groups = equitable_threshold(nonmated_top, floor_fpir)
-    from appliance.evaluation.lfw_eval import ceil4
-
     t_eq, f_eq = ceil4(t_eq), ceil4(f_eq)
     at_eq = {name: (int((s >= t_eq).sum()), len(s)) for name, s in nonmated_top.items()}
     tpir_eq = float((correct & is_mated & (top >= t_eq)).sum() / max(is_mated.sum(), 1))

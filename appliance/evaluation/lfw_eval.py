@@ -6,7 +6,6 @@ the other images of those identities are mated probes; images of identities not 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -14,17 +13,14 @@ import numpy as np
 
 from appliance.evaluation import false_alerts, metrics
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
+from appliance.evaluation.groups import evaluate_groups
 from appliance.evaluation.lfw import Dataset
+from appliance.evaluation.protocol import ceil4, open_set_split
 
 FARS = (1e-3, 1e-4, 1e-5)
 FPIRS = (1e-2, 1e-3)
 TARGET_FPIR = 1e-3  # the shipped threshold keeps false alerts at or below 1 in 1,000 passers-by
 FLOOR_FPIR = 1e-2  # configuration may never go where more than 1 in 100 would raise a false alert
-
-
-def ceil4(x: float) -> float:
-    """Round a threshold up, never down: a rounded-down threshold would let more false alerts through."""
-    return math.ceil(x * 1e4) / 1e4
 
 
 @dataclass
@@ -50,21 +46,6 @@ def all_pairs(emb: DatasetEmbeddings, identity: list[str], worst: int = 12) -> C
     gi, gj = iu[same][order], ju[same][order]
     worst_pairs = [(float(genuine[k]), emb.keys[a], emb.keys[b]) for k, a, b in zip(order, gi, gj, strict=True)]
     return Comparisons(genuine, values[~same], worst_pairs)
-
-
-def open_set_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(gallery indices, mated probe indices, non-mated probe indices) per the contract."""
-    by_id: dict[str, list[int]] = {}
-    for i, name in enumerate(dataset.identity):
-        by_id.setdefault(name, []).append(i)
-    gallery, mated, nonmated = [], [], []
-    for idx in by_id.values():
-        if len(idx) >= 2:
-            gallery.append(idx[0])
-            mated.extend(idx[1:])
-        else:
-            nonmated.extend(idx)
-    return np.array(gallery), np.array(mated), np.array(nonmated)
 
 
 def open_set(dataset: Dataset, emb: DatasetEmbeddings) -> tuple[metrics.OpenSetScores, int]:
@@ -142,8 +123,6 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
     }
     raw = {"comparisons": comps, "open_set": os_scores, "no_face": emb.no_face}
     if groups:
-        from appliance.evaluation.groups import evaluate_groups
-
         result["groups"], raw["groups"] = evaluate_groups(dataset, emb, groups, threshold, TARGET_FPIR, FLOOR_FPIR)
         eq = result["groups"]["calibration"]
         result["calibration"].update({

@@ -16,12 +16,11 @@ import numpy as np
 from appliance.errors import ApplianceError
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
 from appliance.evaluation.lfw import Dataset
+from appliance.evaluation.protocol import open_set_split
 from appliance.vision.pipeline import FacePipeline
 
 
 def _gallery(pipe: FacePipeline, nasa_dir: Path, dataset: Dataset, emb: DatasetEmbeddings):
-    from appliance.evaluation.lfw_eval import open_set_split
-
     gallery, _, _ = open_set_split(dataset)
     ids = [dataset.identity[i] for i in gallery]
     rows = [emb.embeddings[i] for i in gallery]
