@@ -17,7 +17,7 @@ from appliance.evaluation.groups import load_group_files
 from appliance.evaluation.lfw import load_dataset
 from appliance.evaluation.lfw_eval import evaluate, manifest_calibration
 from appliance.evaluation.nasa import evaluate_nasa
-from appliance.evaluation.report import write_report
+from appliance.evaluation.report import summary_lines, write_report
 from appliance.matching.threshold import resolve_threshold
 from appliance.runtime.manifest import write_calibration
 from appliance.vision.pipeline import FacePipeline
@@ -79,4 +79,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result['model']}: pairs accuracy {result.get('pairs', {}).get('accuracy', float('nan')):.4f}, "
               f"TAR@FAR1e-4 {result['tar_at_far']['1e-4']:.4f}, threshold {result['threshold']:.4f}: "
               f"TPIR {o['tpir_at_threshold']:.4f} FPIR {o['fpir_at_threshold']:.5f}")
+        for line in summary_lines(result):
+            print(line)
     return 0

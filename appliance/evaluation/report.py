@@ -339,3 +339,29 @@ def fusion_section(result: dict, raw: dict, out: Path) -> list[str]:
     fig.savefig(out / "fusion.png", dpi=110)
     plt.close(fig)
     return [*lines, "", "![fusion](fusion.png)"]
+
+
+def summary_lines(result: dict) -> list[str]:
+    """A few lines for the terminal (without --json): per group, NASA, fusion, expected false alerts."""
+    lines = []
+    for name, g in result.get("groups", {}).get("per_group", {}).items():
+        t, f = g["tpir"], g["fpir"]
+        lines.append(f"  {name}: TPIR {t['value']:.4f} [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}], FPIR {f['value']:.5f} "
+                     f"({f['false_alarms']}/{f['probes']}), FMR {g['fmr']['value']:.2e}")
+    if "groups" in result:
+        d = result["groups"]["differential"]
+        c = result["calibration"]
+        lines.append(f"  differential FMR {d['fmr']['ratio'] or 'undefined'} (smoothed {d['fmr']['ratio_smoothed']}), "
+                     f"FPIR {d['fpir']['ratio'] or 'undefined'} (smoothed {d['fpir']['ratio_smoothed']}); "
+                     f"equitable threshold {c['threshold']:.4f}, floor {c['floor']:.4f}")
+    if "nasa" in result:
+        s = result["nasa"]["summary"]
+        lines.append(f"  NASA: {s['probes']} probes, {s['gate_passed']} pass the gate, rank-1 {s['rank1']}, "
+                     f"true alerts {s['true_alerts']}, false alerts {s['false_alerts']}")
+    if "fusion" in result:
+        lines.append(f"  fusion: fewest false alarms at equal TPIR: {result['fusion']['fewest_false_alarms']}")
+    rows = result.get("false_alerts", {}).get("per_watchlist_size", {})
+    if rows:
+        lines.append("  expected false alerts per 10,000 faces: " + ", ".join(
+            f"watchlist {int(n):,}: {r['model_per_10000']:.1f}" for n, r in rows.items()))
+    return lines
