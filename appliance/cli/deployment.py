@@ -57,6 +57,7 @@ class _Parts:
         self.watchlist = None
         try:
             self.audit = open_audit(self.config, self.events)
+            self.audit.attach(self.events)  # the start or end is audited in its own transaction
             self.watchlist = open_store(self.config)
             wipe = None
             if self.config.deployment.wipe_watchlist_on_end:

@@ -157,6 +157,7 @@ class DeploymentManager:
             if active is not None:
                 row = self._row(active["id"])
                 if row is not None and row["ended_at"] is not None:  # ended by the CLI
+                    log.info("deployment %s was ended by %s (%s)", active["id"], row["ended_by"], row["end_reason"])
                     self._set_active(None)
                     self._emit("ended", json.loads(row["record"]))
                     return
@@ -171,6 +172,8 @@ class DeploymentManager:
                     self.end("planned_end", by="system")
                 else:
                     self.load()
+                    log.info("deployment %s (started by %s, %s) is active: matching until %s", record["id"],
+                             record["authorised_by"], record.get("source"), record["planned_end"])
                     self._emit("started", record)
 
     def update_counts(self) -> dict:

@@ -31,6 +31,7 @@ def test_start_status_end(tmp_path, capsys):
     assert main(["deployment", "list", "--config", str(cfg)]) == 0
     assert rec["id"] in capsys.readouterr().out
     assert main(["audit", "verify", "--config", str(cfg)]) == 0
+    assert "OK: 3 entries" in capsys.readouterr().out  # started, ended, watchlist.erased
 
 
 def test_refusals_are_one_line(tmp_path, capsys):
