@@ -156,12 +156,17 @@ def probe_counts(probe_identity: np.ndarray, is_mated: np.ndarray, top: np.ndarr
                        count(~is_mated & (top >= threshold)))
 
 
+def _round(x: float, digits: int) -> float | None:
+    """JSON has no NaN: an interval that cannot be computed (a group with no trials) is null."""
+    return round(x, digits) if np.isfinite(x) else None
+
+
 def _rate(name_hits: str, name_total: str, hits: np.ndarray, totals: np.ndarray, w: np.ndarray) -> dict:
     """Point value (all identities once), the interval over resamples, and the counts behind them."""
     c, n = float(hits.sum()), float(totals.sum())
     out = {"value": round(c / n, 7) if n else None, name_hits: int(c), name_total: int(n)}
     lo, hi = bootstrap.interval(bootstrap.per_identity_rate(w, hits, totals))
-    out["ci95"] = [round(lo, 7), round(hi, 7)]
+    out["ci95"] = [_round(lo, 7), _round(hi, 7)]
     if n and c == 0:
         out["upper95_if_zero"] = round(3 / n, 7)  # the "rule of three": the bootstrap of zero errors is [0, 0]
     return out
@@ -173,7 +178,7 @@ def _pair_rate(pairs: bootstrap.ImpostorPairs, w: np.ndarray) -> tuple[dict, np.
     out = {"value": round(c / n, 9) if n else None, "false_matches": int(c), "pairs": int(n)}
     with np.errstate(invalid="ignore", divide="ignore"):
         lo, hi = bootstrap.interval(num / den)
-    out["ci95"] = [round(lo, 9), round(hi, 9)]
+    out["ci95"] = [_round(lo, 9), _round(hi, 9)]
     if n and c == 0:
         out["upper95_if_zero"] = round(3 / n, 9)
     return out, num, den
@@ -242,7 +247,7 @@ def evaluate_groups(dataset: Dataset, emb: DatasetEmbeddings, files: dict[str, s
     for metric, counts, samples in (("fmr", fmr_counts, fmr_samples), ("fpir", fpir_counts, fpir_samples)):
         d = bootstrap.differential(counts)
         lo, hi = bootstrap.interval(bootstrap.differential_samples(samples))
-        d["ci95_smoothed"] = [round(lo, 3), round(hi, 3)]
+        d["ci95_smoothed"] = [_round(lo, 3), _round(hi, 3)]
         differential[metric] = d
 
     nonmated_top = {name: top[~is_mated & (group[probe_id] == g)] for g, name in enumerate(ga.names)}

@@ -143,9 +143,13 @@ def _pct(x: float | None, digits: int = 2) -> str:
     return "—" if x is None else f"{x * 100:.{digits}f}%"
 
 
+def _sci(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2e}"
+
+
 def _ci(r: dict, digits: int = 2, sci: bool = False) -> str:
-    def fmt(x: float) -> str:
-        return f"{x:.2e}" if sci else _pct(x, digits)
+    def fmt(x: float | None) -> str:
+        return _sci(x) if sci else _pct(x, digits)
 
     lo, hi = r["ci95"]
     zero = f"; 0 errors: ≤ {fmt(r['upper95_if_zero'])} (rule of three)" if "upper95_if_zero" in r else ""
@@ -179,8 +183,9 @@ def _group_plots(result: dict, raw: dict, out: Path) -> list[str]:
     for ax, m in zip(axes, metrics_, strict=True):
         names = list(per)
         vals = [per[n][m]["value"] or 0.0 for n in names]
-        lo = [v - per[n][m]["ci95"][0] for v, n in zip(vals, names, strict=True)]
-        hi = [per[n][m]["ci95"][1] - v for v, n in zip(vals, names, strict=True)]
+        cis = [[v if c is None else c for c in per[n][m]["ci95"]] for v, n in zip(vals, names, strict=True)]
+        lo = [v - c[0] for v, c in zip(vals, cis, strict=True)]
+        hi = [c[1] - v for v, c in zip(vals, cis, strict=True)]
         ax.bar(names, vals, yerr=[lo, hi], capsize=6, color=["tab:orange", "tab:blue", "tab:green"][: len(names)])
         ax.set_title(f"{m.upper()} at {t:.4f} (95% CI)")
         ax.tick_params(axis="x", rotation=20)
@@ -208,19 +213,24 @@ def groups_section(result: dict, raw: dict, out: Path) -> list[str]:
         lines.append(
             f"| {name} | {r['identities']:,} | {r['images']:,} "
             f"| {_pct(r['tar']['value'])} {_ci(r['tar'])} ({r['tar']['accepted']:,}/{r['tar']['pairs']:,}) "
-            f"| {r['fmr']['value']:.2e} {_ci(r['fmr'], sci=True)} ({r['fmr']['false_matches']}/{r['fmr']['pairs']:,}) "
+            f"| {_sci(r['fmr']['value'])} {_ci(r['fmr'], sci=True)} "
+            f"({r['fmr']['false_matches']}/{r['fmr']['pairs']:,}) "
             f"| {_pct(r['tpir']['value'])} {_ci(r['tpir'])} ({r['tpir']['hits']:,}/{r['tpir']['probes']:,}) "
             f"| {_pct(r['fpir']['value'], 3)} {_ci(r['fpir'], 3)} "
             f"({r['fpir']['false_alarms']}/{r['fpir']['probes']:,}) |")
     for name, r in g["cross_group"].items():
         f = r["fmr"]
-        lines.append(f"| {name} (cross-group impostors) | | | | {f['value']:.2e} {_ci(f, sci=True)} "
+        lines.append(f"| {name} (cross-group impostors) | | | | {_sci(f['value'])} {_ci(f, sci=True)} "
                      f"({f['false_matches']}/{f['pairs']:,}) | | |")
     lines += ["", "Differential (highest / lowest group rate; smoothed adds half an error to each count):", ""]
     for m, d in g["differential"].items():
+        if d["ratio_smoothed"] is None:
+            lines.append(f"- {m.upper()}: fewer than two groups have trials: no differential")
+            continue
         raw_ratio = "undefined (a group has no error)" if d["ratio"] is None else f"{d['ratio']:.2f}"
-        lines.append(f"- {m.upper()}: {raw_ratio}; smoothed {d['ratio_smoothed']:.2f} "
-                     f"[{d['ci95_smoothed'][0]:.2f}, {d['ci95_smoothed'][1]:.2f}] (highest raw rate: {d['highest']})")
+        lo, hi = ("—" if x is None else f"{x:.2f}" for x in d["ci95_smoothed"])
+        lines.append(f"- {m.upper()}: {raw_ratio}; smoothed {d['ratio_smoothed']:.2f} [{lo}, {hi}] "
+                     f"(highest raw rate: {d['highest']})")
     names = list(g["per_group"])
     lines += [
         "",
@@ -346,8 +356,8 @@ def summary_lines(result: dict) -> list[str]:
     lines = []
     for name, g in result.get("groups", {}).get("per_group", {}).items():
         t, f = g["tpir"], g["fpir"]
-        lines.append(f"  {name}: TPIR {t['value']:.4f} [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}], FPIR {f['value']:.5f} "
-                     f"({f['false_alarms']}/{f['probes']}), FMR {g['fmr']['value']:.2e}")
+        lines.append(f"  {name}: TPIR {_pct(t['value'])} [{_pct(t['ci95'][0])}, {_pct(t['ci95'][1])}], "
+                     f"FPIR {_pct(f['value'], 3)} ({f['false_alarms']}/{f['probes']}), FMR {_sci(g['fmr']['value'])}")
     if "groups" in result:
         d = result["groups"]["differential"]
         c = result["calibration"]

@@ -159,3 +159,22 @@ def test_intervals_contain_the_point_and_are_reproducible():
         for metric in ("tar", "fmr", "tpir", "fpir"):
             lo, hi = g[metric]["ci95"]
             assert lo <= g[metric]["value"] <= hi
+
+
+def test_a_group_without_non_mated_probes_reports_null_not_nan(tmp_path: Path):
+    import json
+
+    from appliance.evaluation.report import groups_section, summary_lines
+
+    ds, emb, files = constructed()
+    keep = [i for i, k in enumerate(ds.images) if not k.startswith(("M2", "M3"))]  # m: only M1, enrolled
+    ds = Dataset(ds.root, [ds.images[i] for i in keep], [ds.identity[i] for i in keep], [], 0)
+    emb = DatasetEmbeddings(ds.images, emb.embeddings[keep])
+    res, raw = evaluate_groups(ds, emb, files, 0.75, 0.4, 0.9, resamples=50)
+    fpir = res["per_group"]["m"]["fpir"]
+    assert fpir["probes"] == 0 and fpir["value"] is None and fpir["ci95"] == [None, None]
+    assert res["differential"]["fpir"]["ratio_smoothed"] is None
+    json.dumps(res, allow_nan=False)  # valid JSON: no NaN anywhere
+    lines = groups_section({"groups": res}, {"groups": raw}, tmp_path)
+    assert any("no differential" in line for line in lines) and (tmp_path / "groups_ci.png").is_file()
+    assert any("FPIR — (0/0)" in line for line in summary_lines({"groups": res, "calibration": res["calibration"]}))
