@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion", action="store_true",
                    help="multi-look fusion: single best look against fused decisions at equal TPIR (slow: "
                    "embeds 5 looks of every open-set probe)")
+    p.add_argument("--fusion-looks", type=int, default=5, metavar="N",
+                   help="with --fusion: looks per track (default 5; the tracker embeds at most tracker.max_looks)")
     p.add_argument("--fusion-probes", type=int, metavar="N",
                    help="with --fusion: only N mated and N non-mated probes (a quick look, not the figures)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
@@ -52,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     pipe = FacePipeline.from_config(config)
     dataset = load_dataset(args.data)
     groups = load_group_files(args.groups) if args.groups else None  # bad input fails before the long part
+    if not 1 <= args.fusion_looks <= 20:
+        raise ApplianceError(f"--fusion-looks {args.fusion_looks}: between 1 and 20 looks per track")
     if args.nasa and not args.nasa.is_dir():
         raise ApplianceError(f"--nasa: folder {args.nasa} not found")
     emb = embed_dataset(pipe, dataset, progress=False if args.no_progress else None)
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fusion:
         result["fusion"], raw["fusion"] = evaluate_fusion(pipe, dataset, emb, threshold,
                                                           progress=False if args.no_progress else None,
-                                                          max_probes=args.fusion_probes)
+                                                          max_probes=args.fusion_probes, looks=args.fusion_looks)
     command = "appliance " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.out:
         write_report(result, raw, dataset.root, args.out, command)

@@ -178,7 +178,8 @@ def compare_at_tpir(scores: Scores, tpirs: list[float]) -> dict:
 
 
 def evaluate_fusion(pipe: FacePipeline, dataset: Dataset, emb: DatasetEmbeddings, threshold: float,
-                    progress: bool | None = None, max_probes: int | None = None) -> tuple[dict, dict]:
+                    progress: bool | None = None, max_probes: int | None = None,
+                    looks: int = N_LOOKS) -> tuple[dict, dict]:
     gallery_idx, mated_idx, nonmated_idx = open_set_split(dataset)
     if max_probes:  # a deterministic subset, for quick runs and tests
         rng = np.random.default_rng(SEED)
@@ -187,12 +188,12 @@ def evaluate_fusion(pipe: FacePipeline, dataset: Dataset, emb: DatasetEmbeddings
     probes = np.concatenate([mated_idx, nonmated_idx])
     mated = np.zeros(len(probes), bool)
     mated[: len(mated_idx)] = True
-    tracks = embed_looks(pipe, dataset, probes, mated, progress=progress)
+    tracks = embed_looks(pipe, dataset, probes, mated, looks=looks, progress=progress)
     gallery = np.nan_to_num(emb.embeddings[gallery_idx], nan=0.0)
     gallery_ids = np.array(dataset.identity)[gallery_idx]
     scores = rule_scores(tracks, gallery, gallery_ids)
     # the TPIRs to compare at: what today's rule (1-of-n) reaches at the shipped threshold, then fixed points
-    base_hit = scores[f"1-of-{N_LOOKS}"][0]
+    base_hit = scores[f"1-of-{looks}"][0]
     at_threshold = float((base_hit >= threshold).mean())
     tpirs = sorted({round(at_threshold, 3), 0.75, 0.8, 0.85, 0.9})
     table = compare_at_tpir(scores, tpirs)
@@ -206,7 +207,7 @@ def evaluate_fusion(pipe: FacePipeline, dataset: Dataset, emb: DatasetEmbeddings
 
     winner = min(table, key=total)
     result = {
-        "looks_per_track": N_LOOKS,
+        "looks_per_track": looks,
         "mated_tracks": int(mated.sum()),
         "non_mated_tracks": int((~mated).sum()),
         "looks_without_face": int(np.isnan(tracks.embeddings).any(axis=2).sum()),
