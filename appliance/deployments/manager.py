@@ -187,6 +187,13 @@ class DeploymentManager:
                                 (json.dumps(counts, sort_keys=True), self._active["id"]))
             return counts
 
+    def rebaseline(self) -> None:
+        """Forget what the counters did since the last start or load: call it right after the tracks were
+        flushed for a start, so faces that were in view before it do not count as the deployment's."""
+        with self._lock:
+            if self._active is not None:
+                self._base_snapshot = Counter(self.counters() if self.counters else {})
+
     # -- queries -------------------------------------------------------------------------------------
     def status(self) -> dict | None:
         """For the status topic and the console: the active deployment in short, or None."""

@@ -62,7 +62,10 @@ def build_report(events, deployment_id: str, *, public_key=None) -> Report:
                                             "watchlist", "threshold", "model")},
         faces_seen=seen,
         faces_skipped_quality=int(counts.get("faces_skipped_quality", 0)),
-        faces_not_checked=int(counts.get("faces_not_embedded", 0)),
+        # A track flushed at a start or an end may be counted without having been seen inside: keep the
+        # parts within the whole.
+        faces_not_checked=min(int(counts.get("faces_not_embedded", 0)),
+                              max(0, seen - int(counts.get("faces_skipped_quality", 0)))),
         looks_checked=int(counts.get("looks_embedded", 0)),
         alerts=c["alerts"], confirmed=c["confirmed"], rejected=c["rejected"], unsure=c["unsure"],
         pending=c["pending"],

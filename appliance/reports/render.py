@@ -44,6 +44,12 @@ def _one_in(rate: float | None) -> str:
     return f"about 1 in {n:,.0f}" if n >= 10 else f"{rate * 100:.1f}%"
 
 
+def _expected(x: float) -> str:
+    if x < 0.05:
+        return "well under one false alert"
+    return f"about {x:.2g} false alert{'' if round(x, 1) == 1 else 's'}"
+
+
 def _n(x) -> str:
     return f"{x:,}" if isinstance(x, int) else ("—" if x is None else str(x))
 
@@ -103,8 +109,8 @@ def sections(r: Report) -> dict:
                  "the model on a public set of face photos before use."
                  if r.expected_false_alert_rate is not None else
                  "The threshold used is not the one the model was tested at, so no tested rate applies."),
-        "extra": (f"For the {_n(r.faces_seen)} faces seen, that is about {r.expected_false_alerts:g} false "
-                  "alert(s) expected." if r.expected_false_alerts is not None else ""),
+        "extra": (f"For the {_n(r.faces_seen)} faces seen, that is {_expected(r.expected_false_alerts)} expected."
+                  if r.expected_false_alerts is not None else ""),
     }
     measured = {
         "headline": _pct(r.rejected_share) if r.rejected_share is not None else "no decisions yet",

@@ -116,3 +116,15 @@ def test_wipe_on_end_per_configuration(env):
     m2.start(request(clock), source="console")
     m2.end("officer", by="PC-1")
     assert wiped == [1]
+
+
+def test_rebaseline_drops_the_flush_at_the_start(env):
+    _, store, audit = env
+    clock = Clock()
+    counts = {"faces_seen": 5}
+    m = manager(store, audit, clock, counters=lambda: dict(counts))
+    m.start(request(clock), source="console")
+    counts["faces_not_embedded"] = 3  # tracks in view before the start, flushed by the reset
+    m.rebaseline()
+    counts.update(faces_seen=9, faces_not_embedded=4)
+    assert m.update_counts() == {"faces_seen": 4, "faces_not_embedded": 1}

@@ -55,6 +55,7 @@ def test_report_has_every_figure_and_nothing_biometric(deployment, tmp_path, ext
     for needed in (dep["id"], "PC-1234", "Wanted offenders, night-time economy", "High Street, outside the station",
                    "DPIA-2026-041", "1,843", "612", "0.6142", "met-wanted, version 7", "mobilefacenet-int8",
                    "ended by an officer", "3 h 20 min", "about 1 in 10,000", "40.0%", "is intact",
+                   "about 0.18 false alerts",
                    "13 of its entries were written during this deployment"):
         assert needed in text, needed
     # confirmed 2, rejected 2, unsure 1, pending 1 of 6 alerts; rejected share = 2 / 5 decided
