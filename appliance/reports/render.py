@@ -65,7 +65,7 @@ def sections(r: Report) -> dict:
         f"device {r.device_id or 'this van'} ran live facial recognition at {loc.get('text', '—')}, for this "
         f"purpose: {d['purpose']}. It was authorised by {d['authorised_by']}. "
         f"The camera saw {_n(r.faces_seen)} faces. The system raised {_n(r.alerts)} alert"
-        f"{'s' if r.alerts != 1 else ''}, each reviewed by an officer: {_n(r.confirmed)} confirmed, "
+        f"{'s' if r.alerts != 1 else ''}, each shown to an officer to decide: {_n(r.confirmed)} confirmed, "
         f"{_n(r.rejected)} rejected as wrong, {_n(r.unsure)} where the officer could not tell"
         + (f", and {_n(r.pending)} not yet decided." if r.pending else ".")
     )
