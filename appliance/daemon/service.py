@@ -60,6 +60,8 @@ class Appliance:
         self.sync = None
         self.publisher = None
         self.console = None
+        self.safeguards = None
+        self._reset_pending = threading.Event()
 
     # -- wiring ------------------------------------------------------------------------------------------
     def build(self) -> None:
@@ -77,6 +79,13 @@ class Appliance:
                                      matching_enabled=self.matching_enabled, counters=self.counters)
         self.camera = LatestFrameGrabber.from_config(open_source(self.source, cfg.capture), cfg.capture,
                                                      on_state=self._on_camera_state)
+        from appliance.deployments.device import build_safeguards
+
+        # Audit chain (hooked into the events store), deployments (the matching gate), retention, signed commands.
+        self.safeguards = build_safeguards(cfg, events=self.events, watchlist=self.watchlist, matcher=self.matcher,
+                                           embedder_spec=self.pipeline.embedder_spec,
+                                           threshold=lambda: self.threshold, counters=self.counters.snapshot,
+                                           reset_tracks=self._reset_pending.set, with_mqtt=self.with_mqtt)
         self._watchlist_expires = self._expiry()
         if self.with_mqtt:
             self._build_mqtt()
@@ -84,10 +93,12 @@ class Appliance:
             self._build_console()
 
     def _build_mqtt(self) -> None:
+        from appliance.deployments.device import audit_watchlist_acks
         from appliance.events.publisher import OutboxPublisher
         from appliance.watchlist.device import make_receiver, make_sync_service
 
         receiver = make_receiver(self.config, self.watchlist, on_applied=self._on_watchlist_applied)
+        audit_watchlist_acks(receiver, self.safeguards.audit)  # every bundle applied or refused is audited
         self.sync = make_sync_service(self.config, receiver)
         self.publisher = OutboxPublisher.from_config(self.config, self.events, status=self.status)
 
@@ -102,13 +113,16 @@ class Appliance:
         self.officers = OfficerStore.open(cfg.device.data_dir, key_provider_from_config(cfg))
         backend = ConsoleBackend(events=self.events, watchlist=self.watchlist, officers=self.officers,
                                  status=self.console_status, decide=store_decision(self.events, cfg.device.id),
-                                 config=cfg.console, device_id=cfg.device.id)
+                                 config=cfg.console, device_id=cfg.device.id, audit=self.safeguards.audit.record,
+                                 two_officer=cfg.deployment.two_officer_confirmation)
         self.console = ConsoleServer(create_app(backend), cfg.console.bind, cfg.console.port)
 
     # -- the parts' callbacks -------------------------------------------------------------------------
     def matching_enabled(self) -> bool:
-        """Faces are embedded and matched only with a valid, unexpired watchlist (and, later, a deployment)."""
+        """Faces are embedded and matched only inside an active deployment, with a valid, unexpired watchlist."""
         expires = self._watchlist_expires
+        if self.safeguards is None or not self.safeguards.deployments.is_active():
+            return False
         return expires is not None and expires > datetime.now(timezone.utc) and self.matcher.gallery.n_subjects > 0
 
     def _expiry(self) -> datetime | None:
@@ -132,6 +146,7 @@ class Appliance:
             watchlist_sha256=match.watchlist_hash,
             looks=evidence.candidate.looks,
             crop_jpeg=evidence.crop_jpeg,
+            deployment_id=self.safeguards.deployments.active_id(),
         )
         self.events.add_alert(alert)  # committed to the outbox before anything is published
         log.info("alert %s raised (track %d, score %.3f ≥ %.3f)", alert.event_id, alert.track_id, alert.score,
@@ -162,11 +177,23 @@ class Appliance:
         counters = self.counters.snapshot()
         self.status.update(
             state=self.state if self.state in ("starting", "running", "stopping") else "degraded",
-            detail=None if self.matching_enabled() else "not matching: no valid watchlist",
+            detail=None if self.matching_enabled() else self._not_matching_reason(),
             fps=self.fps, faces_seen=counters.get("faces_seen", 0),
             faces_skipped_quality=counters.get("faces_skipped_quality", 0),
             watchlist=self._watchlist_summary(), model_id=self.pipeline.model_id, threshold=self.threshold,
+            deployment_id=self.safeguards.deployments.active_id(),
+            expected_false_alerts_per_face=self._expected_rate(),
         )
+
+    def _not_matching_reason(self) -> str:
+        if not self.safeguards.deployments.is_active():
+            return "not matching: no active deployment"
+        return "not matching: no valid watchlist"
+
+    def _expected_rate(self) -> float | None:
+        from appliance.deployments.context import expected_false_alert_rate
+
+        return expected_false_alert_rate(self.pipeline.embedder_spec, self.threshold, self.matcher.gallery.n_subjects)
 
     def console_status(self) -> dict:
         """What the console's status strip and counters panel show."""
@@ -188,8 +215,8 @@ class Appliance:
             "outbox_backlog": self.events.outbox_backlog(),
             "threshold": self.threshold,
             "model_id": self.pipeline.model_id,
-            "deployment": None,
-            "expected_false_alert_rate": None,
+            "deployment": self.safeguards.deployments.status(),
+            "expected_false_alert_rate": self._expected_rate(),
             "rejected_share": store.get("rejected_share"),
         }
 
@@ -203,6 +230,7 @@ class Appliance:
             self.publisher.start()
         if self.console is not None:
             self.console.start()
+        self.safeguards.start()  # retention thread; the command listener (connects in the background)
         loop = threading.Thread(target=self._frame_loop, name="frames", daemon=True)
         loop.start()
         self._threads.append(loop)
@@ -224,6 +252,11 @@ class Appliance:
             if now - last_check > WATCHLIST_CHECK_S:
                 last_check = now
                 self._check_watchlist_expiry()
+                self.safeguards.check()  # planned end, CLI starts/ends, the deployment's counts
+            if self._reset_pending.is_set():  # deployment started, ended or revoked: tracks start afresh
+                self._reset_pending.clear()
+                self.frames.reset()
+                self.safeguards.deployments.rebaseline()  # the flushed tracks are not the deployment's
             if frame is None:
                 continue
             try:
@@ -257,15 +290,21 @@ class Appliance:
             log.error("reload refused, keeping the running configuration: %s", e)
             return
         changes = []
-        for section in ("quality", "tracker", "alerts", "matcher"):
+        for section in ("quality", "tracker", "alerts", "matcher", "deployment", "retention", "commands"):
             old_v, new_v = getattr(self.config, section), getattr(new, section)
             if old_v != new_v:
                 changes.append(section)
+        if changes:
+            self.safeguards.audit.record("config.changed", "sighup", {"sections": changes})
         if threshold != self.threshold:
+            self.safeguards.audit.record("threshold.changed", "sighup", {"from": self.threshold, "to": threshold})
             self.matcher.threshold = threshold
             self.threshold = threshold
         self.pipeline.config = new
         self.tracker.config = new.tracker
+        self.safeguards.deployments.config = new.deployment
+        self.safeguards.retention.config = new.retention
+        self.safeguards.commands.config = new.commands
         self.rule.config = new.alerts
         self.config = new
         log.info("configuration reloaded: %s", ", ".join(changes) if changes else "no change")
@@ -279,6 +318,8 @@ class Appliance:
         for t in self._threads:
             t.join(timeout=10)
         self.frames.reset()
+        if self.safeguards is not None:
+            self.safeguards.stop()
         for part in (self.console, self.publisher, self.sync):
             if part is not None:
                 try:
