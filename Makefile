@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 APPLIANCE_SHARED ?= $(abspath ../shared)
 export APPLIANCE_SHARED
 
-.PHONY: help install models test test-fast lint eval bench demo clean
+.PHONY: help install models test test-fast lint eval bench demo docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ bench: install  ## speed and memory benchmarks: bench/results/bench.{json,md}
 
 demo: install  ## a van on this computer: street replay, signed watchlist over TLS MQTT, console on :8080
 	$(BIN)/python -m appliance.devtools.demo
+
+docs: $(BIN)/appliance  ## regenerate docs/configuration.md from the config models
+	$(BIN)/python -m appliance.devtools.config_doc > docs/configuration.md
 
 clean:  ## remove the venv, installed models and outputs
 	rm -rf $(VENV) reports out bench/results
