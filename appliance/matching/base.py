@@ -13,6 +13,9 @@ import numpy as np
 
 from appliance.matching.gallery import Gallery
 
+# Extra rows an approximate index is asked for, re-scored exactly (cheap: a few dot products per query).
+APPROX_EXTRA_CANDIDATES = 16
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -87,6 +90,10 @@ class RowIndexMatcher(Matcher):
         g = self.gallery
         # The k-th best subject's best row is at worst row number (k-1)*max_templates + 1.
         k_rows = min(g.n_templates, (k - 1) * g.max_templates + 1)
+        if not self.exact:
+            # Fetch a margin of extra candidates: the exact re-scoring below then settles near-ties that
+            # the index (quantised vectors, greedy graph walk) ranked the wrong way round.
+            k_rows = min(g.n_templates, k_rows + APPROX_EXTRA_CANDIDATES)
         scores, rows = self._search_rows(q, k_rows)
         if not self.exact:
             scores, rows = rescore(g.embeddings, q, rows)
