@@ -1,4 +1,4 @@
-"""python -m appliance.bench --out DIR [--quick] [--only search|stages]"""
+"""python -m appliance.bench --out DIR [--quick] [--only stages|watchlist|search]"""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from appliance.bench import search, stages
+from appliance.bench import search, stages, watchlist_bench
 from appliance.bench.report import to_markdown
 from appliance.bench.system import Section, machine_info, peak_rss_mb
 from appliance.errors import ApplianceError
 
 # Stages first: their peak memory is then the vision pipeline's own, not the 1M-gallery search's.
-SECTIONS = ("stages", "search")
+SECTIONS = ("stages", "watchlist", "search")
 
 
 def run(
@@ -43,6 +43,8 @@ def run(
                 if sizes:
                     plan = dataclasses.replace(plan, sizes=tuple(sizes))
                 result["search"] = search.bench_search(plan, log=log)
+            elif name == "watchlist":
+                result["watchlist"] = watchlist_bench.run(out, quick=quick, log=log)
             else:
                 result["stages"] = stages.bench_stages(stages.QUICK if quick else stages.StagePlan(), log=log)
         memory["sections"][name] = section.to_json()

@@ -109,6 +109,26 @@ def memory_md(mem: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def watchlist_md(w: dict[str, Any]) -> list[str]:
+    sec = w.get("seconds", {})
+    mem = w.get("device_memory_mb", {})
+    lines = [
+        "## Watchlist bundle end to end",
+        "",
+        f"{w['subjects']:,} subjects with reference photos: bundle {w['bundle_mb']} MB "
+        f"({w['bytes_per_subject']:,} bytes per subject), {w['chunks']} chunks of {w['chunk_bytes'] // 1024} KiB, "
+        f"ack: {w['ack_status']}.",
+        "",
+        "| step | seconds |",
+        "|---|---|",
+        *[f"| {k.replace('_', ' ')} | {v} |" for k, v in sec.items()],
+        "",
+        f"Device process memory: {mem.get('rss_at_start')} MB at start, peak {mem.get('peak')} MB.",
+        "",
+    ]
+    return lines
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Benchmark",
@@ -123,5 +143,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         lines += search_md(result["search"])
     if "stages" in result:
         lines += stages_md(result["stages"])
+    if "watchlist" in result:
+        lines += watchlist_md(result["watchlist"])
     lines += memory_md(result["memory"])
     return "\n".join(lines)

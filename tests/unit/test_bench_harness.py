@@ -50,3 +50,15 @@ def test_bad_sizes_are_refused_by_the_parser(tmp_path, capsys):
         main(["--out", str(tmp_path), "--sizes", "1k"])
     assert e.value.code == 2
     assert "not a comma-separated list of integers" in capsys.readouterr().err
+
+
+def test_quick_watchlist_bench_section(tmp_path):
+    """The watchlist bundle section of make bench: build, publish over TLS mosquitto, apply, ack."""
+    import json
+
+    from appliance.bench.__main__ import main
+
+    assert main(["--out", str(tmp_path), "--quick", "--only", "watchlist"]) == 0
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["watchlist"]["ack_status"] == "applied" and result["watchlist"]["subjects"] == 1000
+    assert "Watchlist bundle end to end" in (tmp_path / "bench.md").read_text()
