@@ -5,8 +5,9 @@
 
 Pages: /login, / (the console). API (JSON, all behind a session): /api/alerts, /api/alerts/{id},
 /api/alerts/{id}/crop.jpg, /api/alerts/{id}/reference.jpg, POST /api/alerts/{id}/decision, /api/status,
-/api/session, POST /api/ping, and /api/stream (server-sent events: alert, decision, status, outbox,
-expired). Everything the page uses is served from here: the van is often offline.
+/api/session, POST /api/ping, POST /api/deployment/start, POST /api/deployment/end (only when the backend has
+a deployments manager), and /api/stream (server-sent events: alert, decision, status, outbox, expired).
+Everything the page uses is served from here: the van is often offline.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -33,6 +35,9 @@ from appliance.console.security import COOKIE, ConsoleGate, same_origin
 from appliance.console.sessions import LoginThrottle, SessionManager
 from appliance.console.stream import CLOSE, Hub, sse
 from appliance.console.views import alert_view, decision_view, outcome_view
+from appliance.deployments.record import DeploymentRequest
+from appliance.errors import ApplianceError
+from appliance.watchlist.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,7 @@ DECISIONS = ("confirm", "reject", "unsure")
 NOTE_MAX = 1000
 STATUS_EVERY_S = 2.0  # the stream pushes the status strip this often (no polling by the page)
 PAGE_SIZE_MAX = 200
+DEPLOYMENT_TEXT = {"purpose": 1000, "location": 500, "dpia": 128}  # field -> max length (as record.py)
 
 
 def _template(name: str) -> str:
@@ -161,7 +167,8 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
         s = request.state.session
         return HTMLResponse(_fill(index_html, csrf=s.csrf, officer_id=s.officer_id,
                                   officer_name=s.display_name, device_id=backend.device_id,
-                                  two_officer="on" if backend.two_officer else "off"))
+                                  two_officer="on" if backend.two_officer else "off",
+                                  deployments="on" if backend.deployments is not None else "off"))
 
     # -- API ------------------------------------------------------------------------------------------
     def session_info(request: Request) -> JSONResponse:
@@ -220,6 +227,71 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
 
     def status(request: Request) -> JSONResponse:
         return JSONResponse(status_snapshot())
+
+    # -- deployments: the logged-in officer authorises (issue 5) --------------------------------------------
+    def _error(msg: str, code: int = 400) -> JSONResponse:
+        return JSONResponse({"error": msg}, status_code=code)
+
+    def _deployment_request(s, body) -> DeploymentRequest | str:
+        """The request from the form's JSON, or one line saying what is wrong with it."""
+        if not isinstance(body, dict):
+            return "expected a JSON object"
+        for name, max_len in DEPLOYMENT_TEXT.items():
+            v = body.get(name)
+            if not isinstance(v, str) or not v.strip():
+                return f"{name} is required"
+            if len(v) > max_len:
+                return f"{name} is longer than {max_len} characters"
+        hours = body.get("hours")
+        if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not math.isfinite(hours) or hours <= 0:
+            return "hours must be a number of hours greater than 0"
+        lat, lon = body.get("lat"), body.get("lon")
+        for name, v in (("lat", lat), ("lon", lon)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                return f"{name} must be a number (or left out)"
+        return DeploymentRequest(authorised_by=s.officer_id, purpose=body["purpose"].strip(),
+                                 location_text=body["location"].strip(), dpia_ref=body["dpia"].strip(),
+                                 planned_end=utcnow() + timedelta(hours=float(hours)),
+                                 lat=None if lat is None else float(lat), lon=None if lon is None else float(lon))
+
+    async def deployment_start(request: Request) -> Response:
+        manager = backend.deployments
+        if manager is None:
+            return _error("deployments are not managed from this console", 404)
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error("expected a JSON body")
+        req = _deployment_request(request.state.session, body)
+        if isinstance(req, str):
+            return _error(req)
+        try:  # the manager checks the rest (max hours, coordinates, a loaded watchlist, none active)
+            record = await run_in_threadpool(manager.start, req, source="console")
+        except ApplianceError as e:
+            return _error(str(e))
+        hub.publish("deployment", {})
+        return JSONResponse({"deployment": record}, status_code=201)
+
+    async def deployment_end(request: Request) -> Response:
+        manager = backend.deployments
+        if manager is None:
+            return _error("deployments are not managed from this console", 404)
+        try:
+            body = await request.json() if await request.body() else {}
+        except ValueError:
+            return _error("expected a JSON body")
+        deployment_id = body.get("id") if isinstance(body, dict) else None
+        if deployment_id is not None and not isinstance(deployment_id, str):
+            return _error("id must be text")
+        try:
+            record = await run_in_threadpool(manager.end, "officer", by=request.state.session.officer_id,
+                                             deployment_id=deployment_id)
+        except ApplianceError as e:
+            return _error(str(e), 409)
+        if record is None:
+            return _error("no deployment is active", 409)
+        hub.publish("deployment", {})
+        return JSONResponse({"deployment": record})
 
     def ping(request: Request) -> JSONResponse:
         return JSONResponse({"expires_in_s": round(sessions.expires_in(request.state.session))})
@@ -281,6 +353,8 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
         Route("/api/alerts/{event_id}/crop.jpg", crop, methods=["GET"]),
         Route("/api/alerts/{event_id}/reference.jpg", reference, methods=["GET"]),
         Route("/api/alerts/{event_id}/decision", decide, methods=["POST"]),
+        Route("/api/deployment/start", deployment_start, methods=["POST"]),
+        Route("/api/deployment/end", deployment_end, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(

@@ -59,6 +59,10 @@ class ConsoleBackend:
     device_id: str = "van"
     # deployment.two_officer_confirmation: an alert counts as confirmed only once two officers confirm it.
     two_officer: bool = False
+    # appliance.deployments.manager.DeploymentManager: officers start and end deployments from the console.
+    # None hides the feature (the routes answer 404). Its starts and ends are audited by the audit chain's
+    # write hook in the same transaction, so the console does not audit them again.
+    deployments: Any = None
 
 
 def store_decision(events, device_id: str) -> DecideHook:

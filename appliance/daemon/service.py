@@ -114,7 +114,8 @@ class Appliance:
         backend = ConsoleBackend(events=self.events, watchlist=self.watchlist, officers=self.officers,
                                  status=self.console_status, decide=store_decision(self.events, cfg.device.id),
                                  config=cfg.console, device_id=cfg.device.id, audit=self.safeguards.audit.record,
-                                 two_officer=cfg.deployment.two_officer_confirmation)
+                                 two_officer=cfg.deployment.two_officer_confirmation,
+                                 deployments=self.safeguards.deployments)
         self.console = ConsoleServer(create_app(backend), cfg.console.bind, cfg.console.port)
 
     # -- the parts' callbacks -------------------------------------------------------------------------
@@ -201,6 +202,7 @@ class Appliance:
         link = self.publisher.link if self.publisher is not None else {"state": "off"}
         wl = self._watchlist_summary() or {}
         store = self.events.counters()
+        cal = self.pipeline.embedder_spec.calibration  # None for an uncalibrated model
         return {
             "camera": self.camera.state.value,
             "camera_fps": round(self.fps, 1),
@@ -214,6 +216,7 @@ class Appliance:
             "broker": link.get("state"),
             "outbox_backlog": self.events.outbox_backlog(),
             "threshold": self.threshold,
+            "threshold_floor": cal.floor if cal is not None else None,
             "model_id": self.pipeline.model_id,
             "deployment": self.safeguards.deployments.status(),
             "expected_false_alert_rate": self._expected_rate(),

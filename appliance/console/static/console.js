@@ -6,6 +6,8 @@
   const CSRF = document.querySelector('meta[name="csrf-token"]').content;
   const ME = document.querySelector('meta[name="officer-id"]').content;
   const TWO_OFFICER = document.querySelector('meta[name="two-officer"]').content === "on";
+  const DEPLOYMENTS = document.querySelector('meta[name="deployments"]').content === "on";
+  let lastStatus = {};  // the latest status snapshot's "status" (threshold floor, deployment)
   const $ = (id) => document.getElementById(id);
   const alerts = new Map();  // event_id -> alert view (see appliance/console/views.py)
   let selected = null;
@@ -146,7 +148,9 @@
     const score = Number(a.score), thr = Number(a.threshold);
     $("a-score-value").textContent = "Match score " + score.toFixed(2);
     const diff = score - thr;
-    $("a-score-threshold").textContent = "alert threshold " + thr.toFixed(2) + " · " +
+    const floor = lastStatus.threshold_floor;
+    $("a-score-threshold").textContent = "alert threshold " + thr.toFixed(2) +
+      (floor !== null && floor !== undefined ? " · floor " + Number(floor).toFixed(2) : "") + " · " +
       Math.abs(diff).toFixed(2) + (diff >= 0 ? " above" : " below");
     const pct = (x) => Math.max(0, Math.min(100, x * 100)) + "%";
     $("a-score-fill").style.width = pct(score);
@@ -219,6 +223,8 @@
   function renderStatus(snap) {
     const s = snap.status || {}, c = snap.counters || {};
     const dep = s.deployment;
+    lastStatus = s;
+    renderDeployment(s);
     if (dep) {
       const end = dep.planned_end ? " · ends " + clock(dep.planned_end).slice(0, 5) : "";
       const matching = s.matching === false ? " · NOT matching" : "";
@@ -254,6 +260,76 @@
     $("r-expected-src").textContent = rate ? "per face seen · " + (s.expected_rate_source || "from the evaluation") : "not calibrated";
   }
 
+  // -- starting and ending a deployment (the logged-in officer authorises) ------------------------------
+  function renderDeployment(s) {
+    if (!DEPLOYMENTS) return;
+    const dep = s.deployment;
+    $("dep-panel").hidden = false;
+    $("dep-start").hidden = !!dep;
+    $("dep-end").hidden = !dep;
+    let thr = "";
+    if (s.threshold !== null && s.threshold !== undefined) {
+      thr = " · threshold " + Number(s.threshold).toFixed(2) +
+        (s.threshold_floor !== null && s.threshold_floor !== undefined ? " · floor " + Number(s.threshold_floor).toFixed(2) : "");
+    }
+    $("dep-text").textContent = dep
+      ? dep.id + " · " + dep.purpose + " · " + dep.location + " · by " + dep.authorised_by +
+        (dep.planned_end ? " · ends " + clock(dep.planned_end).slice(0, 5) : "") + thr
+      : "None active: no face is checked." + thr;
+  }
+  async function refreshStatus() {
+    try { renderStatus(await (await api("/api/status")).json()); } catch (e) { /* the stream catches up */ }
+  }
+  const startDialog = $("start-dialog"), endDialog = $("end-dialog");
+  $("dep-start").addEventListener("click", () => { $("s-error").textContent = ""; startDialog.showModal(); });
+  $("s-cancel").addEventListener("click", () => startDialog.close());
+  $("start-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const num = (id) => ($(id).value.trim() === "" ? null : Number($(id).value));
+    const body = { purpose: $("s-purpose").value.trim(), location: $("s-location").value.trim(),
+                   dpia: $("s-dpia").value.trim(), hours: num("s-hours"), lat: num("s-lat"), lon: num("s-lon") };
+    $("s-submit").disabled = true;
+    try {
+      const resp = await api("/api/deployment/start", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      const out = await resp.json();
+      if (!resp.ok) { $("s-error").textContent = out.error || "Not started. Try again."; return; }
+      startDialog.close();
+      toast("Deployment " + out.deployment.id + " started");
+      await refreshStatus();
+    } catch (e) {
+      $("s-error").textContent = "Not started: the console cannot reach the device. Try again.";
+    } finally {
+      $("s-submit").disabled = false;
+    }
+  });
+  $("dep-end").addEventListener("click", () => {
+    const dep = lastStatus.deployment;
+    $("e-text").textContent = dep ? dep.id + " · " + dep.purpose + " · " + dep.location : "";
+    $("e-error").textContent = "";
+    endDialog.showModal();
+  });
+  $("e-cancel").addEventListener("click", () => endDialog.close());
+  $("end-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const dep = lastStatus.deployment;
+    $("e-submit").disabled = true;
+    try {
+      const resp = await api("/api/deployment/end", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(dep ? { id: dep.id } : {}) });
+      const out = await resp.json();
+      if (!resp.ok) { $("e-error").textContent = out.error || "Not ended. Try again."; return; }
+      endDialog.close();
+      toast("Deployment ended · matching stopped");
+      await refreshStatus();
+    } catch (e) {
+      $("e-error").textContent = "Not ended: the console cannot reach the device. Try again.";
+    } finally {
+      $("e-submit").disabled = false;
+    }
+  });
+
   // -- live stream -----------------------------------------------------------------------------------
   function connect() {
     const es = new EventSource("/api/stream");
@@ -261,6 +337,7 @@
     es.addEventListener("alert", (e) => onLiveAlert(JSON.parse(e.data)));
     es.addEventListener("decision", (e) => addDecision(JSON.parse(e.data)));
     es.addEventListener("status", (e) => renderStatus(JSON.parse(e.data)));
+    es.addEventListener("deployment", () => refreshStatus());
     es.addEventListener("outbox", (e) => {
       const n = JSON.parse(e.data).backlog;
       if (n !== null && n !== undefined) setCell("st-outbox", n + (n === 1 ? " event" : " events"), n > 0 ? "warn" : "ok");
