@@ -41,3 +41,4 @@ def pipeline():
         return FacePipeline.from_config(load_config())
     except ModelError as e:
         pytest.fail(f"models not installed ({e}); run `make models`")
+

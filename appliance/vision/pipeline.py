@@ -73,9 +73,11 @@ class FacePipeline:
         self.embedder_spec = embedder_spec
         self.detector_spec = detector_spec
         self.timings = StageTimings()
-        self.portrait_detector = FaceDetector(
-            detector.model, detector.score_threshold, detector.nms_iou, (1,), 0.0, detector.max_faces, PORTRAIT_MARGIN
-        )
+        # Same model, other settings: one whole-picture pass with a wide border, and its low-score retry.
+        self.portrait_detectors = [
+            FaceDetector(detector.model, score, detector.nms_iou, (1,), 0.0, detector.max_faces, PORTRAIT_MARGIN)
+            for score in (detector.score_threshold, PORTRAIT_RETRY_SCORE)
+        ]
 
     @classmethod
     def from_config(cls, config: Config) -> FacePipeline:
@@ -114,14 +116,11 @@ class FacePipeline:
         """
         with self.timings.stage("detect"):
             if portrait:
-                detections = self.portrait_detector.detect(frame_bgr)
-                if not detections:
-                    retry = self.portrait_detector
-                    saved, retry.score_threshold = retry.score_threshold, PORTRAIT_RETRY_SCORE
-                    try:
-                        detections = retry.detect(frame_bgr)
-                    finally:
-                        retry.score_threshold = saved
+                detections = []
+                for portrait_detector in self.portrait_detectors:
+                    detections = portrait_detector.detect(frame_bgr)
+                    if detections:
+                        break
             else:
                 detections = self.detector.detect(frame_bgr)
         with self.timings.stage("quality"):

@@ -1,20 +1,16 @@
 """The hot path on a replayed clip with the real models: watchlist faces alert, others do not, and
 nothing is embedded outside a deployment."""
 
-import os
 
 import cv2
-import numpy as np
 import pytest
+from lfw_gallery import lfw_match_service
 
 from appliance.alerts.rule import AlertRule
 from appliance.capture.base import Frame
 from appliance.config import load_config
 from appliance.daemon.frames import FrameProcessor
 from appliance.devtools.street_clip import plan_walkers, render
-from appliance.matching.gallery import Gallery
-from appliance.matching.service import MatchService
-from appliance.matching.threshold import resolve_threshold
 from appliance.vision.tracker import FaceTracker
 
 WATCHLIST = ["Alan_Ball", "Albrecht_Mentz"]  # their 2nd photos appear in the clip
@@ -24,16 +20,8 @@ PASSERS_BY = ["Abdullah", "Adam_Sandler", "Alex_Penelas"]  # in the clip, not on
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, lfw_dir, crowd_dir, pipeline):
     config = load_config()
-    rows, ids = [], []
-    distractors = sorted(n for n in os.listdir(lfw_dir) if n not in WATCHLIST + PASSERS_BY)[:30]
-    for name in WATCHLIST + distractors:
-        result = pipeline.enrol(cv2.imread(str(sorted((lfw_dir / name).glob("*.jpg"))[0])))
-        if result.ok:
-            ids.append(name)
-            rows.append(result.embedding)
-    assert set(WATCHLIST) <= set(ids)
-    service = MatchService.from_config(config.matcher, resolve_threshold(config.matcher, pipeline.embedder_spec),
-                                       Gallery(ids, np.stack(rows)))
+    service = lfw_match_service(pipeline, config, lfw_dir, WATCHLIST, exclude=PASSERS_BY)
+    assert set(WATCHLIST) <= set(service.gallery.subjects)
     photos = [lfw_dir / n / f"{n}_0001.jpg" for n in PASSERS_BY]
     photos[1:1] = [lfw_dir / WATCHLIST[0] / f"{WATCHLIST[0]}_0002.jpg"]
     photos += [lfw_dir / WATCHLIST[1] / f"{WATCHLIST[1]}_0002.jpg"]

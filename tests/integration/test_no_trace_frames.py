@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
 import cv2
 import numpy as np
 import pytest
 from accountability_helpers import CTX, Clock, manager, open_events, request
+from lfw_gallery import lfw_match_service
 
 from appliance.alerts.evidence import face_crop_jpeg
 from appliance.alerts.rule import AlertRule
@@ -26,9 +26,6 @@ from appliance.daemon.frames import Counters, FrameProcessor
 from appliance.devtools.street_clip import plan_walkers, render
 from appliance.devtools.trace_search import database_blobs, find_traces
 from appliance.events.models import Alert
-from appliance.matching.gallery import Gallery
-from appliance.matching.service import MatchService
-from appliance.matching.threshold import resolve_threshold
 from appliance.storage import KeyFileProvider
 from appliance.vision.tracker import FaceTracker
 
@@ -39,15 +36,7 @@ PASSERS_BY = ["Abdullah", "Adam_Sandler", "Alex_Penelas", "Aaron_Sorkin"]
 @pytest.fixture(scope="module")
 def clip(lfw_dir, crowd_dir, pipeline):
     config = load_config()
-    rows, ids = [], []
-    distractors = sorted(n for n in os.listdir(lfw_dir) if n not in WATCHLIST + PASSERS_BY)[:30]
-    for name in WATCHLIST + distractors:
-        r = pipeline.enrol(cv2.imread(str(sorted((lfw_dir / name).glob("*.jpg"))[0])))
-        if r.ok:
-            ids.append(name)
-            rows.append(r.embedding)
-    service = MatchService.from_config(config.matcher, resolve_threshold(config.matcher, pipeline.embedder_spec),
-                                       Gallery(ids, np.stack(rows)))
+    service = lfw_match_service(pipeline, config, lfw_dir, WATCHLIST, exclude=PASSERS_BY)
     photos = [lfw_dir / n / f"{n}_0001.jpg" for n in PASSERS_BY]
     photos[1:1] = [lfw_dir / WATCHLIST[0] / f"{WATCHLIST[0]}_0002.jpg"]
     photos += [lfw_dir / WATCHLIST[1] / f"{WATCHLIST[1]}_0002.jpg"]
