@@ -7,9 +7,9 @@ Raspberry Pi 5 with a Camera Module 3 at 1080p. See docs/configuration.md for th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from appliance.errors import ConfigError
 
@@ -128,6 +128,11 @@ class AlertConfig(Section):
 class DeviceConfig(Section):
     id: str = Field("van-dev", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Device id.")
     data_dir: Path = Field(Path("/var/lib/appliance"), description="All state lives here, encrypted.")
+    time_servers: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\[\]-]+$", max_length=255)]] = Field(
+        default_factory=list, max_length=8,
+        description="NTP servers (host or host:port) that `appliance selftest` measures the clock against: "
+        "the same servers chrony uses (firmware-config/chrony). Empty: the check asks the local NTP daemon only.",
+    )
 
 
 class StorageConfig(Section):

@@ -175,6 +175,7 @@ def provision(
     cert_file: Path | None = None,
     source: str | None = None,
     models_dir: Path | None = None,
+    time_servers: list[str] | None = None,
     force: bool = False,
     owner: str | None = SERVICE_USER,
 ) -> ProvisionResult:
@@ -197,6 +198,8 @@ def provision(
         data.setdefault("capture", {})["source"] = source
     if models_dir is not None:
         data.setdefault("models", {})["dir"] = str(models_dir)
+    if time_servers:
+        device["time_servers"] = list(time_servers)
     try:
         config = Config.model_validate(data)
     except ValidationError as e:

@@ -40,6 +40,7 @@ MIN_FREE_BYTES = 1 << 30  # 1 GiB: room for the alerts' crops, the outbox and a 
 MIN_FREE_FRACTION = 0.05
 MAX_CPU_TEMP_C = 80.0  # a Pi 5 starts throttling at 80-85 °C; a Jetson Orin well above, but 80 is a warning sign
 MAX_CLOCK_OFFSET_S = 1.0
+NTP_TIMEOUT_S = 2.0
 CAMERA_TIMEOUT_S = 15.0
 BROKER_TIMEOUT_S = 10.0
 DB_LABELS = ("watchlist", "events")  # the databases provisioning makes keys for
@@ -336,36 +337,107 @@ def _run(cmd: list[str], timeout: float = 5.0) -> str | None:
     return r.stdout if r.returncode == 0 else None
 
 
-def check_clock(_config: Config) -> tuple[str, dict]:
-    now = datetime.now(timezone.utc)
-    if now.year < 2025:
-        raise _Fail(f"the clock says {now:%Y-%m-%d}: it has never been set (no RTC battery, no NTP yet)")
-    # 1. systemd's view (needs a running systemd).
+def local_sync_status() -> tuple[bool, str, dict]:
+    """Does an NTP daemon on this device say it keeps the clock synchronised? (synced, how, details).
+
+    Asked in turn: systemd (needs a running systemd), chrony (with its measured offset), the kernel (an NTP
+    daemon that disciplines the clock clears STA_UNSYNC).
+    """
     out = _run(["timedatectl", "show", "--property=NTPSynchronized", "--value"])
     if out is not None and out.strip() == "yes":
-        return "synchronised (timedatectl NTPSynchronized=yes)", {"source": "timedatectl"}
-    # 2. chrony's view, with the measured offset.
+        return True, "timedatectl NTPSynchronized=yes", {"source": "timedatectl"}
     out = _run(["chronyc", "-n", "tracking"])
     if out is not None:
         leap = re.search(r"Leap status\s*:\s*(.+)", out)
         offset = re.search(r"System time\s*:\s*([0-9.]+) seconds (fast|slow)", out)
         ref = re.search(r"Reference ID\s*:\s*(\S+)\s*\(([^)]*)\)", out)
-        details = {"source": "chronyc", "reference": ref.group(2) if ref else None}
-        if leap and leap.group(1).strip() == "Normal":
+        details: dict[str, Any] = {"source": "chronyc", "reference": ref.group(2) if ref else None}
+        # 7F7F0101 is chrony's `local` reference: serving its own clock, synchronised to nothing.
+        if leap and leap.group(1).strip() == "Normal" and not (ref and ref.group(1) == "7F7F0101"):
             off = float(offset.group(1)) if offset else 0.0
             details["offset_s"] = off
             if off > MAX_CLOCK_OFFSET_S:
                 raise _Fail(f"chrony is synchronised but the clock is still {off:.3f} s off (slewing)")
-            return f"synchronised by chrony to {details['reference']} (offset {off * 1000:.1f} ms)", details
-    # 3. The kernel's view: an NTP daemon that disciplines the clock clears STA_UNSYNC.
+            return True, f"chrony synchronised to {details['reference']} (offset {off * 1000:.1f} ms)", details
     synced = kernel_clock_synchronised()
     if synced:
-        return "synchronised (kernel adjtimex: STA_UNSYNC clear)", {"source": "adjtimex"}
+        return True, "kernel adjtimex: STA_UNSYNC clear", {"source": "adjtimex"}
     why = "the kernel clock is not synchronised" if synced is False else "cannot tell whether the clock is synchronised"
-    raise _Fail(
-        f"{why}: no NTP daemon reports sync (chronyc tracking, timedatectl); alerts and the audit chain need a "
-        "correct clock; install chrony with firmware-config/chrony/appliance.conf"
-    )
+    return False, f"{why}: no NTP daemon reports sync (chronyc tracking, timedatectl)", {"source": "none"}
+
+
+def split_server(server: str) -> tuple[str, int]:
+    """'host', 'host:port' or '[v6addr]:port' -> (host, port); NTP's port 123 by default."""
+    parts = urlsplit(f"ntp://{server}")
+    return parts.hostname or server, parts.port or 123
+
+
+def measure_time_servers(servers: list[str], timeout_s: float = NTP_TIMEOUT_S) -> list[dict[str, Any]]:
+    """Ask each NTP server for the time (one SNTP exchange): how far this clock is from it, or why not.
+
+    offset_s > 0 means the server is ahead (this clock is slow). A server that is not synchronised itself
+    (stratum 0/16 or leap 3, "alarm") is reported as an error: its time is no reference.
+    """
+    import ntplib  # small, pure Python; only the self-test needs it
+
+    client = ntplib.NTPClient()
+    results: list[dict[str, Any]] = []
+    for server in servers:
+        host, port = split_server(server)
+        try:
+            r = client.request(host, port=port, version=4, timeout=timeout_s)
+        except (ntplib.NTPException, OSError) as e:
+            results.append({"server": server, "error": _one_line(e) or type(e).__name__})
+            continue
+        if r.leap == 3 or not 1 <= r.stratum <= 15:
+            results.append({"server": server, "error": f"not synchronised itself (stratum {r.stratum}, leap {r.leap})"})
+            continue
+        results.append({"server": server, "offset_s": round(r.offset, 6), "delay_s": round(r.delay, 6),
+                        "stratum": r.stratum})
+    return results
+
+
+def check_clock(config: Config) -> tuple[str, dict]:
+    """Is the clock right? Measured against the configured time servers, and asked of the local NTP daemon.
+
+    Alerts, decisions and deployments carry times, the audit chain is ordered by them, a watchlist stops at
+    its expiry and TLS certificates have validity windows. A measured offset within 1 s of the force's time
+    servers passes even where no daemon disciplines the clock (the reason says so: it will drift); with no
+    time servers configured, the check relies on the daemon alone.
+    """
+    now = datetime.now(timezone.utc)
+    if now.year < 2025:
+        raise _Fail(f"the clock says {now:%Y-%m-%d}: it has never been set (no RTC battery, no NTP yet)")
+    synced, how, details = local_sync_status()
+    measured = measure_time_servers(config.device.time_servers) if config.device.time_servers else []
+    answered = [m for m in measured if "offset_s" in m]
+    details = {**details, "synchronised": synced, "time_servers": measured}
+    if answered:
+        offsets = sorted(m["offset_s"] for m in answered)
+        offset = offsets[len(offsets) // 2]  # the median: one wrong server cannot pass or fail the check
+        nearest = min(answered, key=lambda m: abs(m["offset_s"] - offset))
+        where = f"{nearest['server']} (stratum {nearest['stratum']})"
+        if len(answered) > 1:
+            where += f" and {len(answered) - 1} other server(s)"
+        if abs(offset) > MAX_CLOCK_OFFSET_S:
+            direction = "slow" if offset > 0 else "fast"
+            raise _Fail(f"the clock is {abs(offset):.3f} s {direction} against {where}; alerts and the audit "
+                        f"chain need it within {MAX_CLOCK_OFFSET_S:.0f} s: check chrony (chronyc sources -v)")
+        details["offset_s"] = offset
+        text = f"within {abs(offset) * 1000:.1f} ms of {where}"
+        if synced:
+            return f"{text}; {how}", details
+        return (f"{text}; no NTP daemon disciplines it here, so it will drift: install chrony with "
+                "firmware-config/chrony/appliance.conf"), details
+    if synced:
+        if measured:  # the daemon syncs from somewhere, but the servers in the config did not answer
+            return f"synchronised ({how}); no configured time server answered", details
+        return f"synchronised ({how})", details
+    if measured:
+        tried = "; ".join(f"{m['server']}: {m['error']}" for m in measured)
+        raise _Fail(f"no time server answered ({tried}) and {how}")
+    raise _Fail(f"{how}; no time servers in the config ([device] time_servers) to measure against; alerts and "
+                "the audit chain need a correct clock: install chrony with firmware-config/chrony/appliance.conf")
 
 
 # --- disk and temperature ----------------------------------------------------------------------------------

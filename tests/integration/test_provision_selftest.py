@@ -2,7 +2,8 @@
 
 The broker is started by the test on a free port, requiring client certificates (CN = MQTT username). The
 device's CSR from provisioning is signed by the test CA, installed with a second, idempotent provision run,
-and the self-test then passes every check that needs no Pi hardware, with a replayed source as the camera.
+and the self-test then passes every check that needs no Pi hardware, with a replayed source as the camera
+and a real chronyd on a free port as the force's time server (this sandbox reaches no public NTP server).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime as dt
 import getpass
 import ipaddress
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -22,9 +24,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from time_server import chrony_time_server
 
 from appliance.cli.main import main
-from appliance.device.selftest import kernel_clock_synchronised
+from appliance.device.selftest import local_sync_status
 from appliance.paths import models_dir
 
 pytestmark = pytest.mark.skipif(
@@ -139,6 +142,12 @@ def replay_source():
     return str(crowd)
 
 
+@pytest.fixture
+def time_server(tmp_path):
+    with chrony_time_server(tmp_path / "ntp") as server:
+        yield server
+
+
 def _provision(capsys, *args: str) -> tuple[int, dict | str]:
     rc = main(["provision", *args, "--json"])
     out = capsys.readouterr()
@@ -151,12 +160,12 @@ def _selftest(capsys, config: Path) -> tuple[int, dict]:
 
 
 def test_provision_then_selftest_passes_everything_but_pi_hardware(
-    tmp_path, capsys, broker, pki, control_room_key, replay_source
+    tmp_path, capsys, broker, pki, control_room_key, replay_source, time_server
 ):
     config, data = tmp_path / "etc" / "appliance.toml", tmp_path / "data"
     base = ["--device-id", "van-07", "--broker", broker["url"], "--control-room-key", str(control_room_key),
             "--config", str(config), "--data-dir", str(data), "--source", replay_source,
-            "--models-dir", str(models_dir())]
+            "--models-dir", str(models_dir()), "--time-server", time_server]
 
     rc, first = _provision(capsys, *base)
     assert rc == 0, first
@@ -184,15 +193,13 @@ def test_provision_then_selftest_passes_everything_but_pi_hardware(
     status = {c["name"]: c for c in doc["checks"]}
     with capsys.disabled():
         print("\n" + "\n".join(f"{c['status']:4} {c['name']:13} {c['reason']}" for c in doc["checks"]))
-    for name in ("camera", "models", "interpreter", "database_key", "broker", "disk"):
+    for name in ("camera", "models", "interpreter", "database_key", "broker", "clock", "disk"):
         assert status[name]["status"] == "pass", status[name]
     assert status["watchlist"]["status"] == "skip"  # none received yet
     assert status["temperature"]["status"] in ("pass", "skip")  # no thermal zones in a VM
-    # This machine's clock is synchronised or not; the check must say the same as the kernel.
-    expected_clock = "pass" if kernel_clock_synchronised() else "fail"
-    assert status["clock"]["status"] == expected_clock, status["clock"]
-    assert doc["failed"] == ([] if expected_clock == "pass" else ["clock"])
-    assert rc == (0 if expected_clock == "pass" else 1)
+    assert status["clock"]["details"]["time_servers"][0]["server"] == time_server
+    assert abs(status["clock"]["details"]["offset_s"]) < 0.05
+    assert doc["failed"] == [] and rc == 0
 
     # The broker going away is a failure with the reason.
     broker["proc"].terminate()
@@ -222,3 +229,39 @@ def test_a_certificate_from_another_ca_is_refused_by_the_broker(
     assert main(["selftest", "--config", str(config), "--json", "--only", "broker"]) == 1
     check = json.loads(capsys.readouterr().out)["checks"][0]
     assert check["status"] == "fail" and ("TLS" in check["reason"] or "certificate" in check["reason"]), check
+
+
+def _clock_check(capsys, tmp_path, *servers: str) -> tuple[int, dict]:
+    config = tmp_path / "clock.toml"
+    config.write_text(f"[device]\ndata_dir = '{tmp_path / 'data'}'\ntime_servers = {list(servers)!r}\n")
+    rc = main(["selftest", "--config", str(config), "--json", "--only", "clock"])
+    return rc, json.loads(capsys.readouterr().out)["checks"][0]
+
+
+def test_a_clock_two_minutes_off_the_time_server_fails_with_the_offset(tmp_path, capsys):
+    with chrony_time_server(tmp_path / "ahead", offset_s=120) as ahead:
+        rc, check = _clock_check(capsys, tmp_path, ahead)
+    assert rc == 1 and check["status"] == "fail", check
+    seconds = float(re.search(r"the clock is ([0-9.]+) s slow against 127\.0\.0\.1", check["reason"]).group(1))
+    assert 119 < seconds < 121, check
+
+
+def test_one_wrong_time_server_of_three_is_outvoted(tmp_path, capsys):
+    with (chrony_time_server(tmp_path / "a") as a, chrony_time_server(tmp_path / "b") as b,
+          chrony_time_server(tmp_path / "c", offset_s=-3600) as wrong):
+        rc, check = _clock_check(capsys, tmp_path, a, wrong, b)
+    assert rc == 0 and check["status"] == "pass", check
+    offsets = [m["offset_s"] for m in check["details"]["time_servers"]]
+    assert abs(offsets[1] + 3600) < 1 and abs(offsets[0]) < 0.05 and abs(offsets[2]) < 0.05
+
+
+def test_no_time_server_answering_is_a_failure_unless_a_local_daemon_is_synchronised(tmp_path, capsys):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        silent = f"127.0.0.1:{s.getsockname()[1]}"  # bound, never answers
+        rc, check = _clock_check(capsys, tmp_path, silent)
+    if local_sync_status()[0]:
+        assert rc == 0 and "no configured time server answered" in check["reason"], check
+    else:
+        assert rc == 1 and check["status"] == "fail", check
+        assert check["reason"].startswith(f"no time server answered ({silent}: ")
