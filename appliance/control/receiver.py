@@ -33,6 +33,7 @@ from appliance.events.publisher import (
     receipts_topic,
 )
 from appliance.events.schemas import TOPIC_KIND, payload_error
+from appliance.storage import write_transaction
 from appliance.sync import topics
 from appliance.sync.mqtt import MqttConnection, MqttSettings
 from appliance.watchlist.schemas import first_error
@@ -103,7 +104,7 @@ class ControlReceiver:
             except Refused as e:
                 self.stats["rejected"] += 1
                 now = utc_now_iso()
-                with self.store.lock, self.store.db.atomic():
+                with self.store.lock, write_transaction(self.store.db):
                     self.store.add_rejected(message.topic, _int(_props(message).get(PROP_SEQ)), str(e), now)
                 self.out(f"{now} rejected {message.topic}: {e}")
 
@@ -143,7 +144,7 @@ class ControlReceiver:
             self._refuse(err, device, props, now)
             return
         if suffix == "status":
-            with self.store.lock, self.store.db.atomic():
+            with self.store.lock, write_transaction(self.store.db):
                 self.store.set_status(device, payload, now)
             self.stats["status"] += 1
             if self._last_state.get(device) != payload["state"]:
@@ -162,7 +163,7 @@ class ControlReceiver:
         order = self._ordered(props)
         receipt = None
         new = False
-        with self.store.lock, self.store.db.atomic():
+        with self.store.lock, write_transaction(self.store.db):
             if order is None:
                 new = self.store.insert_event(kind, device, payload, crop, _int(props.get(PROP_SEQ)), now)
             else:
@@ -191,7 +192,7 @@ class ControlReceiver:
         sequence: it can never become valid, and must not block the events after it."""
         order = self._ordered(props)
         receipt = None
-        with self.store.lock, self.store.db.atomic():
+        with self.store.lock, write_transaction(self.store.db):
             if order is not None:
                 stream, s, base = order
                 last = max(self.store.last_seq(device, stream) or 0, base)

@@ -27,7 +27,7 @@ import sqlite_utils
 from appliance.errors import ApplianceError
 from appliance.events.models import DECISIONS, Alert, Decision, utc_now_iso
 from appliance.events.schemas import check_payload
-from appliance.storage import KeyProvider, Migration, Migrations, open_db
+from appliance.storage import KeyProvider, Migration, Migrations, open_db, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class EventStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
         """Lock + one transaction, for callers that write several things atomically (use enqueue() inside)."""
-        with self._lock, self.db.atomic():
+        with self._lock, write_transaction(self.db):
             yield self.db
 
     # -- writes ---------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from appliance.errors import ApplianceError
 from appliance.officers.pins import hash_pin, rehash_if_needed, verify_pin
-from appliance.storage import KeyProvider, Migration, Migrations, open_db
+from appliance.storage import KeyProvider, Migration, Migrations, open_db, write_transaction
 
 DB_NAME = "officers.db"
 _OFFICER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
@@ -92,7 +92,7 @@ class OfficerStore:
         check_officer_id(officer_id)
         pin_hash = hash_pin(pin)  # raises PinError before anything is written
         now = _now()
-        with self._lock, self.db.atomic():
+        with self._lock, write_transaction(self.db):
             row = self._row(officer_id)
             if row is not None and not replace:
                 raise ApplianceError(f"officer {officer_id} already exists (use --reset to set a new PIN)")
@@ -110,7 +110,7 @@ class OfficerStore:
             return _officer(self._row(officer_id))
 
     def disable(self, officer_id: str) -> Officer:
-        with self._lock, self.db.atomic():
+        with self._lock, write_transaction(self.db):
             if self._row(officer_id) is None:
                 raise ApplianceError(f"no officer {officer_id}")
             self.db.execute("UPDATE officers SET active = 0, updated_at = ? WHERE id = ?", [_now(), officer_id])
@@ -136,7 +136,7 @@ class OfficerStore:
         ok = verify_pin(row["pin_hash"] if row else None, pin)
         if not ok or not row["active"]:
             return None
-        with self._lock, self.db.atomic():
+        with self._lock, write_transaction(self.db):
             updates = {"last_login_at": _now()}
             new_hash = rehash_if_needed(row["pin_hash"], pin)
             if new_hash:

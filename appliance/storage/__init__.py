@@ -15,6 +15,7 @@ from appliance.storage.keyprovider import (
     key_provider_from_config,
 )
 from appliance.storage.migrations import Migration, Migrations, migrate, schema_version
+from appliance.storage.transactions import write_transaction
 
 __all__ = [
     "EnvKeyProvider",
@@ -29,4 +30,5 @@ __all__ = [
     "migrate",
     "open_db",
     "schema_version",
+    "write_transaction",
 ]

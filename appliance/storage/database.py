@@ -100,3 +100,4 @@ def erase_db(path: Path, key_provider: KeyProvider, *, label: str | None = None)
             p.unlink()
             done.append(f"deleted {p}")
     return done
+

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import sqlite_utils
 
 from appliance.errors import StorageError
+from appliance.storage.transactions import write_transaction
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def migrate(db: sqlite_utils.Database, migrations: Migrations, target: int | Non
             f"({migrations.latest}); upgrade the appliance"
         )
     for m in migrations.migrations[current:target]:
-        with db.atomic():
+        with write_transaction(db):
             if "_migrations" not in db.table_names():
                 db.conn.execute(
                     "CREATE TABLE _migrations (version INTEGER PRIMARY KEY, database TEXT NOT NULL, "

@@ -15,7 +15,7 @@ import numpy as np
 import sqlite_utils
 
 from appliance.errors import WatchlistError
-from appliance.storage import KeyProvider, Migration, Migrations, erase_db, open_db
+from appliance.storage import KeyProvider, Migration, Migrations, erase_db, open_db, write_transaction
 from appliance.watchlist.bundle import BundleRefused, OpenedBundle
 from appliance.watchlist.records import FIELDS, state_hash
 from appliance.watchlist.timeutil import iso, parse_time, utcnow
@@ -267,7 +267,7 @@ class WatchlistStore:
         h = bundle.header
         self.check_header(h, model_id=model_id, now=now)
         adds = removes = 0
-        with self._lock, self.db.atomic():
+        with self._lock, write_transaction(self.db):
             if dim is None and h["kind"] == "delta":  # a delta must match the templates already there
                 row = self.db.execute("SELECT dim FROM templates LIMIT 1").fetchone()
                 dim = row[0] if row else None
@@ -342,12 +342,12 @@ class WatchlistStore:
         h = header or {}
         wid = h.get("watchlist_id") if isinstance(h.get("watchlist_id"), str) else None
         ver = h.get("version") if isinstance(h.get("version"), int) else None
-        with self._lock, self.db.atomic():
+        with self._lock, write_transaction(self.db):
             self._event(now or utcnow(), "refused", reason, detail[:500], transfer_id, bundle_sha256, wid, ver)
 
     def revoke(self) -> None:
         """Remove the active watchlist (subjects and metadata); versions seen are kept against replays."""
-        with self._lock, self.db.atomic():
+        with self._lock, write_transaction(self.db):
             self.db.execute("DELETE FROM subjects")
             self.db.execute("DELETE FROM watchlist")
 

@@ -130,3 +130,34 @@ def test_file_is_encrypted(store, tmp_path):
     assert reopened.alert(a.event_id)["subject_id"] == "S-SECRET-777"
     reopened.close()
     store.db = reopened.db  # the fixture closes it again harmlessly
+
+
+def test_two_processes_writing_the_same_store_wait_for_each_other(tmp_path):
+    """The daemon and a CLI command hold separate connections to one events.db. Each write reads first (the
+    alert exists? the next outbox id) and then writes; with a deferred BEGIN, a commit by the other connection
+    in between made that fail at once with "database is locked". Write transactions are BEGIN IMMEDIATE."""
+    daemon = EventStore.open(tmp_path / "data", KeyFileProvider(tmp_path / "keys"))
+    cli = EventStore.open(tmp_path / "data", KeyFileProvider(tmp_path / "keys"))
+    errors: list[str] = []
+
+    def work(store: EventStore, first: int) -> None:
+        for i in range(first, first + 150):
+            try:
+                a = _alert(i, crop_jpeg=None)
+                store.add_alert(a)
+                store.add_decision(Decision(device_id="van-01", alert_id=a.event_id, officer_id="PC-1",
+                                            decision="reject"))
+            except Exception as e:  # noqa: BLE001 - any failure is the finding
+                errors.append(f"{type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=work, args=(s, n)) for s, n in ((daemon, 1), (cli, 1001))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert len(daemon.outbox(limit=1000)) == 600  # 300 alerts + 300 decisions, each with its outbox row
+    finally:
+        daemon.close()
+        cli.close()
