@@ -147,7 +147,7 @@ def test_two_processes_writing_the_same_store_wait_for_each_other(tmp_path):
                 store.add_alert(a)
                 store.add_decision(Decision(device_id="van-01", alert_id=a.event_id, officer_id="PC-1",
                                             decision="reject"))
-            except Exception as e:  # noqa: BLE001 - any failure is the finding
+            except Exception as e:
                 errors.append(f"{type(e).__name__}: {e}")
 
     threads = [threading.Thread(target=work, args=(s, n)) for s, n in ((daemon, 1), (cli, 1001))]
