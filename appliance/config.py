@@ -6,10 +6,11 @@ Raspberry Pi 5 with a Camera Module 3 at 1080p. See docs/configuration.md for th
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from appliance.errors import ConfigError
 
@@ -194,14 +195,29 @@ class EventsConfig(Section):
     max_inflight: int = Field(20, ge=1, le=1000, description="Outbox events published and not yet acknowledged.")
 
 
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1 or 'localhost': reachable only from the device itself."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 class ConsoleConfig(Section):
     enabled: bool = Field(True, description="Serve the in-van console (the officers' web page) from the daemon.")
     bind: str = Field(
         "127.0.0.1", min_length=1, max_length=255,
         description="Address the console listens on: 127.0.0.1 for a screen on the device itself, or the van "
-        "LAN address for a tablet (then set secure_cookies and put TLS in front).",
+        "LAN address for a tablet (then tls_cert and tls_key are required: `appliance provision --console-bind`).",
     )
     port: int = Field(8080, ge=1, le=65535, description="TCP port of the console.")
+    tls_cert: Path | None = Field(
+        None, description="HTTPS certificate (PEM) for the console. Required when `bind` is not a loopback "
+        "address: officers' PINs and watchlist photos must not cross the van's network in clear.",
+    )
+    tls_key: Path | None = Field(None, description="The console certificate's private key (PEM, 0600).")
     session_minutes: float = Field(
         20.0, gt=0, le=24 * 60, description="An officer is logged out after this many minutes without a touch."
     )
@@ -209,8 +225,7 @@ class ConsoleConfig(Section):
         12.0, gt=0, le=48, description="Hard limit on one login, however active (about one shift)."
     )
     secure_cookies: bool = Field(
-        False, description="Mark the session cookie Secure (HTTPS only); needed whenever the console is not on "
-        "localhost."
+        False, description="Mark the session cookie Secure (HTTPS only). On by default when tls_cert is set."
     )
     max_failed_logins: int = Field(
         5, ge=1, le=100, description="Failed PINs in a row before an officer id is locked out for a while."
@@ -219,6 +234,29 @@ class ConsoleConfig(Section):
         60.0, gt=0, le=24 * 3600, description="First lockout after max_failed_logins; it doubles on each further "
         "failure, up to 16 times this."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secure_cookies_with_tls(cls, data):
+        if isinstance(data, dict) and data.get("tls_cert") and "secure_cookies" not in data:
+            data = {**data, "secure_cookies": True}
+        return data
+
+    @model_validator(mode="after")
+    def _no_clear_text_off_the_device(self):
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        if self.enabled and self.tls_cert is None and not is_loopback(self.bind):
+            raise ValueError(
+                f"bind = {self.bind!r} is reachable from the van's network: set tls_cert and tls_key "
+                f"(`appliance provision --console-bind {self.bind}` makes them); officers' PINs and watchlist "
+                "photos must not cross a network in clear"
+            )
+        return self
+
+    @property
+    def https(self) -> bool:
+        return self.tls_cert is not None
 
 
 class DeploymentConfig(Section):

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-server", action="append", dest="time_servers", metavar="HOST[:PORT]",
                    help="an NTP server the self-test measures the clock against (repeat for more; "
                    "the same servers as chrony's)")
+    p.add_argument("--console-bind", metavar="ADDR",
+                   help="serve the console on this van-network address (for a tablet), over HTTPS with a "
+                   "certificate made here; default 127.0.0.1 (a screen on the device)")
     p.add_argument("--models-dir", type=Path, help="installed models folder to write into the config")
     p.add_argument("--owner", default=SERVICE_USER,
                    help=f"account that owns the data when run as root ({SERVICE_USER})")
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         device_id=args.device_id, broker=args.broker, control_room_key=args.control_room_key,
         config_path=args.config, data_dir=args.data_dir, key_provider=args.key_provider, ca_file=args.ca,
         cert_file=args.cert, source=args.source, models_dir=args.models_dir,
-        time_servers=args.time_servers, force=args.force, owner=args.owner,
+        time_servers=args.time_servers, console_bind=args.console_bind, force=args.force, owner=args.owner,
     )
     print(json.dumps(asdict(result), indent=2, default=str) if args.json else format_result(result))
     return 0

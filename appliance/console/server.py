@@ -6,6 +6,7 @@ import contextlib
 import logging
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 
@@ -15,12 +16,15 @@ log = logging.getLogger(__name__)
 
 
 class ConsoleServer:
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 8080, *,
+                 tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
         self.app = app
         self.host = host
+        self.https = tls_cert is not None
         self._config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
             lifespan="on", timeout_graceful_shutdown=3,
+            ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
         )
         self._server = uvicorn.Server(self._config)
         self._thread: threading.Thread | None = None
@@ -36,7 +40,7 @@ class ConsoleServer:
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{'https' if self.https else 'http'}://{host}:{self.port}/"
 
     def start(self, timeout: float = 15.0) -> ConsoleServer:
         """Start serving; returns once the socket listens. Raises ApplianceError if it cannot."""

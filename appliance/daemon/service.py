@@ -116,7 +116,8 @@ class Appliance:
                                  config=cfg.console, device_id=cfg.device.id, audit=self.safeguards.audit.record,
                                  two_officer=cfg.deployment.two_officer_confirmation,
                                  deployments=self.safeguards.deployments)
-        self.console = ConsoleServer(create_app(backend), cfg.console.bind, cfg.console.port)
+        self.console = ConsoleServer(create_app(backend), cfg.console.bind, cfg.console.port,
+                                     tls_cert=cfg.console.tls_cert, tls_key=cfg.console.tls_key)
 
     # -- the parts' callbacks -------------------------------------------------------------------------
     def matching_enabled(self) -> bool:

@@ -33,7 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
-from appliance.config import Config, format_validation_error
+from appliance.config import Config, DeviceConfig, format_validation_error, is_loopback
+from appliance.device.console_tls import ensure_console_certificate
 from appliance.device.selftest import DB_LABELS, parse_broker_url
 from appliance.errors import ApplianceError, ConfigError, KeyMaterialError
 from appliance.keys.files import read_private, shred, write_private
@@ -62,6 +63,7 @@ class ProvisionResult:
     actions: list[str] = field(default_factory=list)
     public_keys: dict[str, dict[str, str]] = field(default_factory=dict)
     tls: dict[str, Any] = field(default_factory=dict)
+    console: dict[str, Any] = field(default_factory=dict)
     control_room: dict[str, str] = field(default_factory=dict)
     next_steps: list[str] = field(default_factory=list)
 
@@ -176,6 +178,7 @@ def provision(
     source: str | None = None,
     models_dir: Path | None = None,
     time_servers: list[str] | None = None,
+    console_bind: str | None = None,
     force: bool = False,
     owner: str | None = SERVICE_USER,
 ) -> ProvisionResult:
@@ -200,6 +203,13 @@ def provision(
         data.setdefault("models", {})["dir"] = str(models_dir)
     if time_servers:
         device["time_servers"] = list(time_servers)
+    console = data.setdefault("console", {})
+    if console_bind is not None:
+        console["bind"] = console_bind
+    if not is_loopback(console.get("bind", "127.0.0.1")) and not console.get("tls_cert"):
+        # The certificate is made below, in the data dir; name it now so the config validates.
+        tls_dir = Path(device.get("data_dir", DeviceConfig().data_dir)) / "tls"
+        console["tls_cert"], console["tls_key"] = str(tls_dir / "console.crt"), str(tls_dir / "console.key")
     try:
         config = Config.model_validate(data)
     except ValidationError as e:
@@ -321,6 +331,16 @@ def provision(
         result.tls["certificate"] = str(crt_path)
         result.tls["not_after"] = cert.not_valid_after_utc.isoformat()
 
+    # --- the console's HTTPS certificate, when a tablet reaches it over the van's network -------------------
+    bind = config.console.bind
+    ours = config.console.tls_cert == tls_dir / "console.crt"  # not a certificate the force installed itself
+    if not is_loopback(bind) and ours:
+        made = ensure_console_certificate(tls_dir, bind, device_id, force=reprovision)
+        act(made.action)
+        console["tls_cert"], console["tls_key"] = str(made.cert), str(made.key)
+        result.console = {"url": f"https://{bind}:{config.console.port}/", "certificate": str(made.cert),
+                          "sha256": made.sha256, "not_after": made.not_after}
+
     # --- the configuration file --------------------------------------------------------------------------
     mqtt = data.setdefault("mqtt", {})
     mqtt["broker"] = broker
@@ -361,5 +381,8 @@ def format_result(r: ProvisionResult) -> str:
     lines.append(f"  pinned control-room key            key id {r.control_room['key_id']}")
     if "certificate" in r.tls:
         lines.append(f"  client certificate                 {r.tls['certificate']} (until {r.tls['not_after']})")
+    if r.console:
+        lines += ["", f"Console for the tablet: {r.console['url']}",
+                  f"  certificate SHA-256 fingerprint    {r.console['sha256']} (check it on the tablet the first time)"]
     lines += ["", "Next:"] + [f"  {s}" for s in r.next_steps]
     return "\n".join(lines)
