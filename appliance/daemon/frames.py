@@ -28,14 +28,24 @@ from appliance.vision.tracker import FaceTracker, Track
 class AlertEvidence:
     """Everything an alert needs, handed to the events layer (which stores it before publishing)."""
 
-    candidate: AlertCandidate
+    candidate: AlertCandidate  # its `looks`: how many embedded looks of the track matched the subject
     match: Match
     crop_jpeg: bytes
-    frame_time: float
+    frame_time: float  # wall clock of the frame whose look completed the rule (the crop's frame)
+    first_seen: float | None  # wall clock of the track's first frame (None if the caller gave no times)
 
 
 class Counters:
-    """Counts only: never who, never a face. Thread-safe snapshot for status and reports."""
+    """Counts only: never who, never a face. Thread-safe snapshot for status and reports.
+
+    What FrameProcessor counts: `frames`, `detections`; `faces_seen` (tracks started); `looks_embedded`
+    (comparisons with the watchlist); `alerts`. A track that left the view is counted by what happened to
+    it: `faces_skipped_quality` (no look good enough to compare), `faces_not_embedded` (passed the quality
+    gate but was never compared: too brief, or outside a deployment), nothing more if it was compared.
+    A track ended because tracking restarted (a deployment started or ended, the watchlist changed, expired
+    or was revoked, the daemon stopped) is counted only as `tracks_flushed`: that face did not leave, and
+    if it is still in view it is seen again as a new track.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -74,6 +84,7 @@ class FrameProcessor:
         self.matching_enabled = matching_enabled
         self.counters = counters or Counters()
         self.clock = clock
+        self._flushing = False  # reset() in progress: the tracks ending now were cut, not gone
         self.tracker.on_expire = self._track_ended
 
     def process(self, frame: Frame) -> list[AlertEvidence]:
@@ -81,7 +92,7 @@ class FrameProcessor:
         self.counters.add("frames")
         self.counters.add("detections", len(faces))
         before = self.tracker.tracks_started
-        tracked = self.tracker.update(faces, frame.seq)
+        tracked = self.tracker.update(faces, frame.seq, frame.timestamp)
         self.counters.add("faces_seen", self.tracker.tracks_started - before)
         if not self.matching_enabled():
             return []
@@ -105,18 +116,25 @@ class FrameProcessor:
             tf.face.aligned = None
             if candidate is not None and match is not None:
                 evidence = AlertEvidence(candidate, match, face_crop_jpeg(frame.image, tf.face.detection.box),
-                                         frame.timestamp)
+                                         frame.timestamp, tf.track.first_seen_at)
                 self.counters.add("alerts")
                 alerts.append(evidence)
                 self.on_alert(evidence)
         return alerts
 
     def _track_ended(self, track: Track) -> None:
-        if not track.extra.get("embedded"):
+        if self._flushing:
+            # Cut short, not gone: calling it "skipped" or "not compared" would inflate those counts.
+            self.counters.add("tracks_flushed")
+        elif not track.extra.get("embedded"):
             self.counters.add("faces_skipped_quality" if track.best_quality == 0.0 else "faces_not_embedded")
         self.rule.end_track(track.id)
 
     def reset(self) -> None:
         """End every track and forget all match history (deployment ended, watchlist swapped or revoked)."""
-        self.tracker.flush()
+        self._flushing = True
+        try:
+            self.tracker.flush()
+        finally:
+            self._flushing = False
         self.rule.reset()

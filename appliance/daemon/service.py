@@ -25,7 +25,7 @@ from appliance.config import Config, load_config
 from appliance.daemon.frames import AlertEvidence, Counters, FrameProcessor
 from appliance.device.notify import Notifier, Watchdog
 from appliance.errors import ApplianceError
-from appliance.events.models import Alert
+from appliance.events.models import Alert, epoch_iso
 from appliance.events.status import StatusReporter
 from appliance.events.store import EventStore
 from appliance.matching.service import MatchService
@@ -147,6 +147,8 @@ class Appliance:
             watchlist_version=int(match.watchlist_version or 0),
             watchlist_sha256=match.watchlist_hash,
             looks=evidence.candidate.looks,
+            captured_at=epoch_iso(evidence.frame_time),
+            first_seen_at=epoch_iso(evidence.first_seen) if evidence.first_seen is not None else None,
             crop_jpeg=evidence.crop_jpeg,
             deployment_id=self.safeguards.deployments.active_id(),
         )

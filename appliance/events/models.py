@@ -1,7 +1,8 @@
 """The two events an officer's work produces: an Alert (a suggestion for review) and a Decision on it.
 
 `to_payload()` gives the JSON object published on MQTT (contract: appliance/schemas/alert.json and
-decision.json); `from_payload()` reads one back (the control-room receiver). The live crop travels as base64
+decision.json); `from_payload()` reads one back (the control-room receiver), of any alert version still
+accepted (a version-1 alert has no capture times: they read as None). The live crop travels as base64
 in the alert payload only; it never appears in a log line or in `__repr__`.
 """
 
@@ -16,7 +17,7 @@ from datetime import datetime, timezone
 from appliance.events.schemas import check_payload
 
 DECISIONS = ("confirm", "reject", "unsure")
-ALERT_SCHEMA = "lfr.alert/1"
+ALERT_SCHEMA = "lfr.alert/2"
 DECISION_SCHEMA = "lfr.decision/1"
 
 
@@ -33,6 +34,11 @@ def iso_ms(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+def epoch_iso(t: float) -> str:
+    """A wall-clock time.time() value (e.g. a camera frame's timestamp) in the events' time format."""
+    return iso_ms(datetime.fromtimestamp(t, timezone.utc))
+
+
 @dataclass
 class Alert:
     device_id: str
@@ -47,7 +53,9 @@ class Alert:
     crop_jpeg: bytes | None = field(repr=False)  # None once retention purged it
     deployment_id: str | None = None
     watchlist_sha256: str | None = None
-    looks: int | None = None  # how many looks of the track matched
+    looks: int | None = None  # how many embedded looks of the track matched the subject when the rule fired
+    captured_at: str | None = None  # the camera frame of the look that raised it (the crop's time)
+    first_seen_at: str | None = None  # the first frame of the track: when the person came into view
     event_id: str = field(default_factory=new_event_id)
     created_at: str = field(default_factory=utc_now_iso)
 
@@ -57,6 +65,8 @@ class Alert:
             "schema": ALERT_SCHEMA,
             "event_id": self.event_id,
             "created_at": self.created_at,
+            "captured_at": self.captured_at,
+            "first_seen_at": self.first_seen_at,
             "device_id": self.device_id,
             "deployment_id": self.deployment_id,
             "subject_id": self.subject_id,
@@ -77,7 +87,7 @@ class Alert:
 
     @classmethod
     def from_payload(cls, p: dict) -> Alert:
-        """From a payload already validated against alert.json."""
+        """From a payload already validated against alert.json (or alert_v1.json: no capture times)."""
         crop = None
         if p.get("crop_jpeg_b64"):
             try:
@@ -90,6 +100,7 @@ class Alert:
             score=p["score"], threshold=p["threshold"], track_id=p["track_id"], looks=p.get("looks"),
             model_id=p["model_id"], watchlist_id=p["watchlist_id"], watchlist_version=p["watchlist_version"],
             watchlist_sha256=p.get("watchlist_sha256"), crop_jpeg=crop,
+            captured_at=p.get("captured_at"), first_seen_at=p.get("first_seen_at"),
         )
 
 

@@ -74,14 +74,22 @@ def _v2(db: sqlite_utils.Database) -> None:
     create_command_nonces_table(db)
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    # Alert schema version 2: when the crop's frame was taken and when the track began. Rows stored before
+    # keep NULL (not known); their outbox payloads stay version 1, which receivers still accept.
+    db.conn.execute("ALTER TABLE alerts ADD COLUMN captured_at TEXT")
+    db.conn.execute("ALTER TABLE alerts ADD COLUMN first_seen_at TEXT")
+
+
 EVENTS_MIGRATIONS = Migrations("events", [
     Migration(1, "alerts, decisions, outbox", _v1),
     Migration(2, "audit chain, deployments, legal holds, command nonces", _v2),
+    Migration(3, "alerts.captured_at, alerts.first_seen_at", _v3),
 ])
 
-_ALERT_COLS = ("event_id", "created_at", "device_id", "deployment_id", "subject_id", "category", "score",
-               "threshold", "track_id", "looks", "model_id", "watchlist_id", "watchlist_version",
-               "watchlist_sha256")
+_ALERT_COLS = ("event_id", "created_at", "captured_at", "first_seen_at", "device_id", "deployment_id",
+               "subject_id", "category", "score", "threshold", "track_id", "looks", "model_id", "watchlist_id",
+               "watchlist_version", "watchlist_sha256")
 _DECISION_COLS = ("event_id", "alert_id", "created_at", "device_id", "officer_id", "decision", "note")
 
 Listener = Callable[[str, dict], None]

@@ -51,6 +51,7 @@ class Track:
     box: np.ndarray  # last seen [x1, y1, x2, y2]
     first_seq: int
     last_seq: int
+    first_seen_at: float | None = None  # wall clock (time.time()) of its first frame, when the caller gave one
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float64))  # box change per frame seq
     hits: int = 1  # frames it was seen in
     missed: int = 0  # consecutive updates it was not seen in
@@ -150,8 +151,9 @@ class FaceTracker:
     def active(self) -> list[Track]:
         return list(self._tracks)
 
-    def update(self, faces: Sequence[Face], frame_seq: int) -> list[TrackedFace]:
-        """Associate this frame's faces with tracks; returns one TrackedFace per face, in input order."""
+    def update(self, faces: Sequence[Face], frame_seq: int, frame_time: float | None = None) -> list[TrackedFace]:
+        """Associate this frame's faces with tracks; returns one TrackedFace per face, in input order.
+        `frame_time` (the frame's wall clock) becomes `first_seen_at` of the tracks this frame starts."""
         boxes = np.array([np.asarray(f.detection.box, np.float64) for f in faces]).reshape(-1, 4)
         predicted = np.array([t.predict(frame_seq) for t in self._tracks]).reshape(-1, 4)
         iou = iou_matrix(widen(predicted, ASSOCIATION_MARGIN), widen(boxes, ASSOCIATION_MARGIN))
@@ -179,7 +181,7 @@ class FaceTracker:
         for fi, face in enumerate(faces):
             track = assigned[fi]
             if track is None:
-                track = self._start(boxes[fi], frame_seq)
+                track = self._start(boxes[fi], frame_seq, frame_time)
             face.track_id = track.id
             result.append(self._decide(face, track, frame_seq))
         return result
@@ -199,8 +201,8 @@ class FaceTracker:
 
     # -- internals -------------------------------------------------------------------------------------
 
-    def _start(self, box: np.ndarray, seq: int) -> Track:
-        track = Track(id=self._next_id, box=box.copy(), first_seq=seq, last_seq=seq)
+    def _start(self, box: np.ndarray, seq: int, frame_time: float | None) -> Track:
+        track = Track(id=self._next_id, box=box.copy(), first_seq=seq, last_seq=seq, first_seen_at=frame_time)
         self._next_id += 1
         self.tracks_started += 1
         self._tracks.append(track)

@@ -77,7 +77,8 @@ def test_valid_events_stored_once_invalid_refused_with_one_line(env):
         ("alerts", {**good, "extra": 1}, "unknown field"),
         ("alerts", {**good, "device_id": "van-02"}, "does not match the topic's device"),
         ("alerts", {**good, "crop_jpeg_b64": png}, "crop_jpeg_b64"),
-        ("alerts", decision, "expected 'lfr.alert/1'"),
+        ("alerts", decision, "expected 'lfr.alert/2' or 'lfr.alert/1'"),
+        ("alerts", {**good, "schema": "lfr.alert/1"}, "unknown field"),  # version 1 has no capture times
         ("decisions", {**decision, "decision": "maybe"}, "decision"),
         ("decisions", {**decision, "note": "x" * 1001}, "note"),
         ("status", {"schema": "lfr.status/1", "device_id": DEV, "time": "2026-11-26T06:00:00Z",
@@ -143,3 +144,23 @@ def test_ordered_stream_gap_receipts_and_invalid_event_do_not_block(env):
     assert sum(" rejected " in x for x in env.lines) == 1
     print(f"\nchecked {len(got)} ordered events: a gap held back and reported, a duplicate ignored, "
           "an invalid event refused without blocking the stream")
+
+
+def test_alerts_queued_before_the_upgrade_are_stored_beside_new_ones_with_their_times(env):
+    """A van's outbox may still hold lfr.alert/1 payloads committed by the previous software: the receiver
+    stores them, in order, next to lfr.alert/2 alerts, whose capture times and looks it keeps."""
+    stream = "0a1b2c3d4e5f6a7b"
+    new = _alert(track_id=2, looks=2, captured_at="2026-11-26T06:30:01.500Z", first_seen_at="2026-11-26T06:29:58.000Z")
+    queued = {k: v for k, v in _alert(track_id=1, looks=1).to_payload().items()
+              if k not in ("captured_at", "first_seen_at")} | {"schema": "lfr.alert/1"}
+    for seq, payload in ((1, queued), (2, new.to_payload())):
+        env.send("alerts", payload, {PROP_STREAM: stream, PROP_SEQ: seq, PROP_BASE: 0, PROP_RECEIPTS: 1})
+    env.settle(2)
+    assert not [x for x in env.lines if " rejected " in x], env.lines
+    assert [a["event_id"] for a in env.store.arrivals(DEV)] == [queued["event_id"], new.event_id]
+    stored = dict(env.store.db.conn.execute("SELECT event_id, payload FROM alerts").fetchall())
+    old_row, new_row = json.loads(stored[queued["event_id"]]), json.loads(stored[new.event_id])
+    assert old_row["schema"] == "lfr.alert/1" and "captured_at" not in old_row and old_row["looks"] == 1
+    assert new_row["schema"] == "lfr.alert/2" and new_row["looks"] == 2
+    assert (new_row["first_seen_at"], new_row["captured_at"]) == (new.first_seen_at, new.captured_at)
+    assert env.receipts.get(timeout=10)["upto"] == 1 and env.receipts.get(timeout=10)["upto"] == 2

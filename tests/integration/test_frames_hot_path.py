@@ -48,8 +48,12 @@ def test_watchlist_faces_alert_and_passers_by_do_not(setup, pipeline):
     subjects = [a.candidate.subject_id for a in alerts]
     assert set(subjects) == set(WATCHLIST), subjects
     assert len(subjects) == len(set(subjects)), "a subject alerted twice within the cool-down"
+    times = [f.timestamp for f in setup[2]]
     for a in alerts:
         assert a.crop_jpeg[:3] == b"\xff\xd8\xff" and a.match.score >= a.match.threshold
+        # The crop's frame, the track's first frame (each a frame of the clip), and the looks the rule counted.
+        assert a.frame_time in times and a.first_seen in times and a.first_seen <= a.frame_time
+        assert setup[0].alerts.min_looks <= a.candidate.looks <= setup[0].tracker.max_looks
     assert counters["faces_seen"] >= 5 and counters["looks_embedded"] < counters["detections"]
     print(f"\nclip: {counters}")
 

@@ -196,6 +196,12 @@ def test_no_trace_during_a_deployment(tmp_path, tls_broker, street):
     assert counters.get("looks_embedded", 0) > 0 and len(alerts) >= 1, counters
     assert {a["subject_id"] for a in alerts} <= {"W-000", "W-001"}
     assert all(a["deployment_id"] for a in alerts)
+    for a in alerts:  # when the crop's frame was taken and since when the person was in view: times only
+        assert a["first_seen_at"] <= a["captured_at"] <= a["created_at"] and a["looks"] >= 1, a
+    wire = [json.loads(p) for n, p in mqtt if n.split("#")[0] == "mqtt:lfr/v1/devices/van-01/alerts"]
+    assert {p["schema"] for p in wire} == {"lfr.alert/2"}, wire
+    assert {(p["event_id"], p["captured_at"], p["first_seen_at"], p["looks"]) for p in wire} == {
+        (a["event_id"], a["captured_at"], a["first_seen_at"], a["looks"]) for a in alerts}
     findings = search(data, log_file, mqtt, street)
     alert_msgs = {name for name, _ in mqtt if name.split("#")[0] == "mqtt:lfr/v1/devices/van-01/alerts"}
     expected_sources = {"events.db:alerts.crop_jpeg", *alert_msgs}

@@ -25,7 +25,7 @@ from appliance.config import load_config
 from appliance.daemon.frames import Counters, FrameProcessor
 from appliance.devtools.street_clip import plan_walkers, render
 from appliance.devtools.trace_search import database_blobs, find_traces
-from appliance.events.models import Alert
+from appliance.events.models import Alert, epoch_iso
 from appliance.storage import KeyFileProvider
 from appliance.vision.tracker import FaceTracker
 
@@ -66,6 +66,7 @@ def test_non_matched_faces_leave_no_trace(clip, pipeline, tmp_path):
                                    threshold=m.threshold, track_id=ev.candidate.track_id, model_id=pipeline.model_id,
                                    watchlist_id=CTX.watchlist_id, watchlist_version=CTX.watchlist_version,
                                    looks=ev.candidate.looks, crop_jpeg=ev.crop_jpeg,
+                                   captured_at=epoch_iso(ev.frame_time), first_seen_at=epoch_iso(ev.first_seen),
                                    deployment_id=deployments.active_id()))
 
         proc = FrameProcessor(pipeline, FaceTracker(config.tracker), service, AlertRule(config.alerts), on_alert,

@@ -4,6 +4,7 @@ from several threads, crops NULL-able by retention, and nothing readable in the 
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -11,8 +12,9 @@ import pytest
 from appliance.errors import ApplianceError
 from appliance.events import Alert, Decision, EventStore
 from appliance.events.burst import synthetic_crop
-from appliance.events.schemas import payload_error
-from appliance.storage import KeyFileProvider
+from appliance.events.schemas import TOPIC_KIND, payload_error
+from appliance.events.store import EVENTS_MIGRATIONS
+from appliance.storage import KeyFileProvider, Migrations, open_db, schema_version
 from appliance.storage.database import database_files
 
 
@@ -83,6 +85,19 @@ def test_console_queries_counters_and_wire_payloads(store):
     assert store.alerts(limit=10)[-1]["has_crop"] is False
     store.mark_sent([r["id"] for r in rows[:4]])
     assert store.outbox_backlog() == 6
+
+
+def test_capture_times_and_looks_are_stored_listed_and_published(store):
+    heard = []
+    store.subscribe(lambda kind, data: heard.append(data))
+    a = _alert(9, looks=2, captured_at="2026-11-26T06:30:01.500Z", first_seen_at="2026-11-26T06:29:58.000Z")
+    store.add_alert(a)
+    for row in (store.alert(a.event_id, with_crop=False), store.alerts(limit=1)[0], heard[0]):
+        assert (row["first_seen_at"], row["captured_at"], row["looks"]) == (a.first_seen_at, a.captured_at, 2)
+    assert store.get_alert(a.event_id) == a
+    wire = store.outbox_unsent()[0]["payload"]
+    assert wire["schema"] == "lfr.alert/2" and payload_error(wire) is None
+    assert (wire["first_seen_at"], wire["captured_at"], wire["looks"]) == (a.first_seen_at, a.captured_at, 2)
 
 
 def test_concurrent_writers_and_readers(store):
@@ -161,3 +176,37 @@ def test_two_processes_writing_the_same_store_wait_for_each_other(tmp_path):
     finally:
         daemon.close()
         cli.close()
+
+
+def test_a_database_from_before_the_capture_times_opens_with_its_rows_and_queued_payloads(tmp_path):
+    """Schema version 2 (no captured_at / first_seen_at) with an alert still queued as lfr.alert/1: the new
+    software migrates it in place, keeps the row and its crop, and publishes the queued payload unchanged."""
+    data, keys = tmp_path / "data", KeyFileProvider(tmp_path / "keys")
+    old = open_db(data / "events.db", keys, migrations=Migrations("events", EVENTS_MIGRATIONS.migrations[:2]))
+    assert schema_version(old) == 2
+    a = _alert(3, looks=1)
+    v1 = {k: v for k, v in a.to_payload(with_crop=False).items() if k not in ("captured_at", "first_seen_at")}
+    v1["schema"] = "lfr.alert/1"
+    cols = [k for k in v1 if k not in ("schema", "crop_jpeg_b64")]
+    with old.conn:  # what the previous version's add_alert wrote
+        old.conn.execute(f"INSERT INTO alerts ({', '.join(cols)}, crop_jpeg) VALUES ({', '.join('?' * len(cols))}, ?)",
+                         (*[v1[c] for c in cols], a.crop_jpeg))
+        old.conn.execute("INSERT INTO outbox (topic, event_id, payload, created_at) VALUES ('alerts', ?, ?, ?)",
+                         (a.event_id, json.dumps(v1, sort_keys=True), a.created_at))
+    old.close()
+
+    store = EventStore.open(data, keys)
+    try:
+        assert schema_version(store.db) == EVENTS_MIGRATIONS.latest == 3
+        row = store.alert(a.event_id)
+        assert row["crop_jpeg"] == a.crop_jpeg and row["looks"] == 1 and row["subject_id"] == a.subject_id
+        assert row["captured_at"] is None and row["first_seen_at"] is None  # not known, not made up
+        assert store.get_alert(a.event_id).captured_at is None
+        queued = store.outbox_unsent()[0]["payload"]
+        assert queued["schema"] == "lfr.alert/1" and "captured_at" not in queued
+        assert queued["crop_jpeg_b64"] and payload_error(queued, TOPIC_KIND["alerts"]) is None
+        b = _alert(4, looks=2, captured_at="2026-11-26T06:30:01.500Z", first_seen_at="2026-11-26T06:29:58.000Z")
+        store.add_alert(b)
+        assert [x["captured_at"] for x in store.alerts(limit=10)] == [b.captured_at, None]
+    finally:
+        store.close()

@@ -152,3 +152,13 @@ def test_a_small_jittery_face_stays_one_track():
         jx, jy, js = rng.uniform(-3, 3, 3)
         ids.add(tracker.update([face(300 + 3 * i + jx, 200 + jy, size=20 + js, iod=9)], i)[0].track_id)
     assert len(ids) == 1
+
+
+def test_first_seen_at_is_the_wall_clock_of_the_tracks_first_frame():
+    tracker = FaceTracker(TrackerConfig())
+    first = tracker.update([face(100, 100)], 0, frame_time=1000.0)[0].track
+    later = tracker.update([face(102, 100), face(400, 100)], 1, frame_time=1000.5)
+    assert later[0].track is first and first.first_seen_at == 1000.0  # not moved on by later frames
+    assert later[1].track.first_seen_at == 1000.5
+    assert tracker.update([face(104, 100)], 2)[0].track.first_seen_at == 1000.0
+    assert FaceTracker().update([face(0, 0)], 0)[0].track.first_seen_at is None  # no time given, none made up
