@@ -62,6 +62,9 @@ class Appliance:
         self.console = None
         self.safeguards = None
         self._reset_pending = threading.Event()
+        # Set by the watchlist sync thread; the frame loop flushes the tracks itself, between frames, because
+        # FrameProcessor is not thread-safe and a reset in the middle of process() would corrupt it.
+        self._flush_tracks = threading.Event()
 
     # -- wiring ------------------------------------------------------------------------------------------
     def build(self) -> None:
@@ -159,7 +162,7 @@ class Appliance:
     def _on_watchlist_applied(self, store) -> None:
         gallery_swapper(self.matcher)(store)
         self._watchlist_expires = self._expiry()
-        self.frames.reset()  # matches against the old list are forgotten with their tracks
+        self._flush_tracks.set()  # matches against the old list are forgotten with their tracks
         log.info("watchlist %s version %s applied: %d subjects", self.matcher.gallery.watchlist_id,
                  self.matcher.gallery.version, self.matcher.gallery.n_subjects)
 
@@ -261,8 +264,12 @@ class Appliance:
                 self.safeguards.check()  # planned end, CLI starts/ends, the deployment's counts
             if self._reset_pending.is_set():  # deployment started, ended or revoked: tracks start afresh
                 self._reset_pending.clear()
+                self._flush_tracks.clear()
                 self.frames.reset()
                 self.safeguards.deployments.rebaseline()  # the flushed tracks are not the deployment's
+            if self._flush_tracks.is_set():  # a new watchlist: same deployment, its counts go on
+                self._flush_tracks.clear()
+                self.frames.reset()
             if frame is None:
                 continue
             try:
