@@ -76,6 +76,12 @@ class DetectorConfig(Section):
         "misses or under-scores a face that fills its window.",
     )
     max_faces: int = Field(128, ge=1, le=1000, description="At most this many faces per frame are kept.")
+    tile_schedule: Literal["every_frame", "round_robin"] = Field(
+        "every_frame",
+        description="Live frames only. 'round_robin': the whole frame on every frame, the finer grids one per "
+        "frame in turn (about half the detector cost with tiles [1, 2, 3]; small faces looked for every other "
+        "frame). For a device that cannot keep up at camera rate: see docs/detection.md for the measured cost.",
+    )
 
 
 class QualityConfig(Section):

@@ -89,6 +89,16 @@ def stages_md(st: dict[str, Any]) -> list[str]:
             f"| {t['frame_ms']['median']} / {t['frame_ms']['p95']} | {t['embedded_per_frame_mean']} "
             f"| {e['decode_ms_median']} |"
         )
+    lines += ["", "### Tile schedule on the tracked path (`detector.tile_schedule`)", "",
+              "Round robin runs the whole frame every frame and the finer grids in turn. Tracks started is the "
+              "number of people the tracker followed: fewer would mean faces lost, more would mean tracks split.",
+              "", "| resolution | schedule | fps | frame ms median / p95 | faces detected/frame | tracks started |",
+              "|---|---|---:|---:|---:|---:|"]
+    for label, r in st["resolutions"].items():
+        for t in (r["tracked"], r.get("tracked_round_robin")):
+            if t:
+                lines.append(f"| {label} | {t.get('schedule', 'every_frame')} | {t['fps']} | {t['frame_ms']['median']} "
+                             f"/ {t['frame_ms']['p95']} | {t.get('detected_per_frame_mean')} | {t['tracks_started']} |")
     lines += ["", "### Per stage (every-face run)", "",
               "| resolution | stage | calls | median ms | p95 ms | ms per frame |", "|---|---|---:|---:|---:|---:|"]
     for label, r in st["resolutions"].items():

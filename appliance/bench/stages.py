@@ -122,14 +122,17 @@ def run_every_face(pipe: Any, service: MatchService, clip: Path, warmup: int) ->
     }
 
 
-def run_tracked(pipe: Any, service: MatchService, config: Config, clip: Path, warmup: int) -> dict[str, Any]:
+def run_tracked(pipe: Any, service: MatchService, config: Config, clip: Path, warmup: int,
+                schedule: str = "every_frame") -> dict[str, Any]:
+    from appliance.vision.detector import TileSchedule
     from appliance.vision.tracker import FaceTracker
 
     tracker = FaceTracker(config.tracker)
-    frame_ms, embedded = [], []
+    tiles = TileSchedule(config.detector.tiles, schedule)
+    frame_ms, embedded, detected = [], [], []
     for i, (frame, _) in enumerate(frames_of(clip)):
         t0 = time.perf_counter()
-        faces = pipe.detect(frame)
+        faces = pipe.detect(frame, grids=tiles.next())
         rgb = None
         n = 0
         for tf in tracker.update(faces, i):
@@ -142,10 +145,13 @@ def run_tracked(pipe: Any, service: MatchService, config: Config, clip: Path, wa
         if i >= warmup:
             frame_ms.append((time.perf_counter() - t0) * 1e3)
             embedded.append(n)
+            detected.append(len(faces))
     tracker.flush()
     frames = len(frame_ms)
     return {
+        "schedule": schedule,
         "frames": frames,
+        "detected_per_frame_mean": round(float(np.mean(detected)), 2) if frames else None,
         "fps": round(1e3 * frames / sum(frame_ms), 2) if frames else None,
         "frame_ms": frame_stats(frame_ms),
         "embedded_per_frame_mean": round(float(np.mean(embedded)), 2) if frames else None,
@@ -193,10 +199,13 @@ def bench_stages(plan: StagePlan, workdir: Path | None = None, log: Callable[[st
             clip = make_clip(images, Path(tmp) / f"clip_{label}.mp4", size, plan.seconds, plan.fps)
             every = run_every_face(pipe, service, clip.path, plan.warmup_frames)
             tracked = run_tracked(pipe, service, config, clip.path, plan.warmup_frames)
+            # The same path with the tiling passes taking turns (detector.tile_schedule = "round_robin").
+            round_robin = run_tracked(pipe, service, config, clip.path, plan.warmup_frames, "round_robin")
             out["resolutions"][label] = {
-                "size": list(size), "every_face": every, "tracked": tracked,
+                "size": list(size), "every_face": every, "tracked": tracked, "tracked_round_robin": round_robin,
                 "peak_rss_delta_mb": round(peak_rss_mb() - peak0, 1),
             }
-            log(f"stages {label}: every face {every['fps']} fps, tracked {tracked['fps']} fps, "
-                f"{every['faces_per_frame']['detected_mean']} faces/frame")
+            log(f"stages {label}: every face {every['fps']} fps, tracked {tracked['fps']} fps "
+                f"(round robin {round_robin['fps']} fps, tracks {tracked['tracks_started']} vs "
+                f"{round_robin['tracks_started']}), {every['faces_per_frame']['detected_mean']} faces/frame")
     return out

@@ -20,6 +20,7 @@ from appliance.alerts.evidence import face_crop_jpeg
 from appliance.alerts.rule import AlertCandidate, AlertRule, LookResult
 from appliance.capture.base import Frame
 from appliance.matching.service import Match, MatchService
+from appliance.vision.detector import TileSchedule
 from appliance.vision.pipeline import FacePipeline
 from appliance.vision.tracker import FaceTracker, Track
 
@@ -75,6 +76,7 @@ class FrameProcessor:
         matching_enabled: Callable[[], bool] = lambda: True,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.time,
+        schedule: TileSchedule | None = None,
     ):
         self.pipeline = pipeline
         self.tracker = tracker
@@ -84,11 +86,12 @@ class FrameProcessor:
         self.matching_enabled = matching_enabled
         self.counters = counters or Counters()
         self.clock = clock
+        self.schedule = schedule  # None: every tiling pass on every frame
         self._flushing = False  # reset() in progress: the tracks ending now were cut, not gone
         self.tracker.on_expire = self._track_ended
 
     def process(self, frame: Frame) -> list[AlertEvidence]:
-        faces = self.pipeline.detect(frame.image)
+        faces = self.pipeline.detect(frame.image, grids=self.schedule.next() if self.schedule else None)
         self.counters.add("frames")
         self.counters.add("detections", len(faces))
         before = self.tracker.tracks_started

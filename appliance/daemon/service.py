@@ -30,6 +30,7 @@ from appliance.events.status import StatusReporter
 from appliance.events.store import EventStore
 from appliance.matching.service import MatchService
 from appliance.matching.threshold import resolve_threshold
+from appliance.vision.detector import TileSchedule
 from appliance.vision.pipeline import FacePipeline
 from appliance.vision.tracker import FaceTracker
 from appliance.watchlist.device import gallery_swapper, open_store
@@ -79,7 +80,8 @@ class Appliance:
         self.rule = AlertRule(cfg.alerts)
         self.tracker = FaceTracker(cfg.tracker)
         self.frames = FrameProcessor(self.pipeline, self.tracker, self.matcher, self.rule, self._on_alert,
-                                     matching_enabled=self.matching_enabled, counters=self.counters)
+                                     matching_enabled=self.matching_enabled, counters=self.counters,
+                                     schedule=TileSchedule(cfg.detector.tiles, cfg.detector.tile_schedule))
         self.camera = LatestFrameGrabber.from_config(open_source(self.source, cfg.capture), cfg.capture,
                                                      on_state=self._on_camera_state)
         from appliance.deployments.device import build_safeguards

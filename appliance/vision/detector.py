@@ -8,6 +8,7 @@ and boxes and keypoints come back in frame pixels. Small faces need tiles: a 192
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -153,11 +154,12 @@ class FaceDetector:
         kps = kps * tile.side + np.array([tile.x, tile.y], np.float32)
         return boxes, kps, scores
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+    def detect(self, frame_bgr: np.ndarray, grids: Sequence[int] | None = None) -> list[Detection]:
+        """Faces in the frame; `grids` runs only those of the configured passes (see TileSchedule)."""
         h, w = frame_bgr.shape[:2]
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
         all_boxes, all_kps, all_scores = [], [], []
-        for grid in self.tiles:
+        for grid in self.tiles if grids is None else grids:
             for tile in tile_grid(w, h, grid, self.tile_overlap, self.whole_frame_margin):
                 boxes, kps, scores = self._run_window(rgb, tile)
                 if grid > 1 and len(scores):
@@ -167,6 +169,8 @@ class FaceDetector:
                 all_boxes.append(boxes)
                 all_kps.append(kps)
                 all_scores.append(scores)
+        if not all_scores:
+            return []
         boxes, kps, scores = (np.concatenate(all_boxes), np.concatenate(all_kps), np.concatenate(all_scores))
         boxes, kps, scores = weighted_nms(boxes, kps, scores, self.nms_iou, self.max_faces)
         return [Detection(box=b, score=float(s), keypoints=k) for b, k, s in zip(boxes, kps, scores, strict=True)]
@@ -178,3 +182,35 @@ class FaceDetector:
         right = (boxes[:, 2] < tile.x + tile.side - margin) | (tile.x + tile.side >= w)
         bottom = (boxes[:, 3] < tile.y + tile.side - margin) | (tile.y + tile.side >= h)
         return left & top & right & bottom
+
+
+class TileSchedule:
+    """Which tiling passes run on the next frame of a live stream.
+
+    `every_frame`: all of them, always. `round_robin`: the whole-frame pass (grid 1, the large and near
+    faces) on every frame, and the finer grids taking turns, one per frame. With tiles [1, 2, 3] a 1080p
+    frame then costs 5 or 10 detector windows instead of 14, so a device that cannot keep up at camera
+    rate does; a face only a fine grid finds is looked for every other frame, and the tracker carries its
+    track across the frame in between (tracker.max_missed_frames). Stills always use every pass.
+    """
+
+    def __init__(self, tiles: Sequence[int], mode: str = "every_frame"):
+        if mode not in ("every_frame", "round_robin"):
+            raise ValueError(f"tile schedule must be every_frame or round_robin, not {mode!r}")
+        self.tiles = tuple(tiles)
+        self.mode = mode
+        self._always = tuple(g for g in self.tiles if g == 1)
+        self._rotating = tuple(g for g in self.tiles if g != 1)
+        self._turn = 0
+
+    @property
+    def period(self) -> int:
+        """Frames until every pass has run once."""
+        return max(1, len(self._rotating)) if self.mode == "round_robin" else 1
+
+    def next(self) -> tuple[int, ...]:
+        if self.mode == "every_frame" or len(self._rotating) <= 1:
+            return self.tiles
+        grid = self._rotating[self._turn % len(self._rotating)]
+        self._turn += 1
+        return (*self._always, grid)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -109,10 +110,12 @@ class FacePipeline:
     def embedder_sha256(self) -> str:
         return self.embedder_spec.sha256
 
-    def detect(self, frame_bgr: np.ndarray, portrait: bool = False) -> list[Face]:
+    def detect(self, frame_bgr: np.ndarray, portrait: bool = False,
+               grids: Sequence[int] | None = None) -> list[Face]:
         """Detections with their quality verdicts, largest first. Nothing is embedded yet.
 
         `portrait` is for still photos of one or a few people (enrolment, evaluation), not for the street.
+        `grids` limits a live frame to some of the tiling passes (TileSchedule); None runs them all.
         """
         with self.timings.stage("detect"):
             if portrait:
@@ -122,7 +125,7 @@ class FacePipeline:
                     if detections:
                         break
             else:
-                detections = self.detector.detect(frame_bgr)
+                detections = self.detector.detect(frame_bgr, grids)
         with self.timings.stage("quality"):
             gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
             faces = [Face(detection=d, quality=assess(gray, d, self.config.quality)) for d in detections]

@@ -29,5 +29,8 @@ def test_quick_stage_bench_reports_every_stage_at_720p_and_1080p(tmp_path):
             assert every["stages"][stage]["calls"] > 0, (label, stage)
             assert every["stages"][stage]["median_ms"] is not None
         assert r["tracked"]["fps"] > 0
+        rr = r["tracked_round_robin"]
+        assert rr["schedule"] == "round_robin" and rr["fps"] > 0 and rr["tracks_started"] > 0
     md = (tmp_path / "bench.md").read_text()
     assert "## Vision stages" in md and "| 1080p | embed |" in md
+    assert "| 1080p | round_robin |" in md

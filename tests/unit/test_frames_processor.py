@@ -34,7 +34,7 @@ class ScriptedPipeline:
         self.timings = StageTimings()
         self._seq = 0
 
-    def detect(self, image) -> list[Face]:
+    def detect(self, image, grids=None) -> list[Face]:
         faces = [face(*args) for args in self.script.get(self._seq, [])]
         self._seq += 1
         return faces
