@@ -225,8 +225,8 @@ class AuditLog:
         if kind == "alert":
             p = obj.to_payload(with_crop=False)
             data = {k: p[k] for k in ("event_id", "deployment_id", "subject_id", "category", "score", "threshold",
-                                      "track_id", "looks", "model_id", "watchlist_id", "watchlist_version",
-                                      "watchlist_sha256")}
+                                      "track_id", "looks", "captured_at", "first_seen_at", "model_id",
+                                      "watchlist_id", "watchlist_version", "watchlist_sha256")}
             data["had_crop"] = obj.crop_jpeg is not None
             self.append_in(db, "alert", "system", data)
         elif kind == "decision":
