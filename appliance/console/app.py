@@ -6,7 +6,7 @@
 Pages: /login, / (the console). API (JSON, all behind a session): /api/alerts, /api/alerts/{id},
 /api/alerts/{id}/crop.jpg, /api/alerts/{id}/reference.jpg, POST /api/alerts/{id}/decision, /api/status,
 /api/session, POST /api/ping, POST /api/deployment/start, POST /api/deployment/end (only when the backend has
-a deployments manager), and /api/stream (server-sent events: alert, decision, status, outbox, expired).
+a deployments manager), and /api/stream (server-sent events: alert, decision, status, outbox, deployment, expired).
 Everything the page uses is served from here: the van is often offline.
 """
 
@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import itertools
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -47,6 +49,18 @@ NOTE_MAX = 1000
 STATUS_EVERY_S = 2.0  # the stream pushes the status strip this often (no polling by the page)
 PAGE_SIZE_MAX = 200
 DEPLOYMENT_TEXT = {"purpose": 1000, "location": 500, "dpia": 128}  # field -> max length (as record.py)
+EVENT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _cursor_error(before: str) -> str | None:
+    """None when `before` is a paging cursor the store understands: an alert's event_id or an ISO time."""
+    if EVENT_ID.match(before):
+        return None
+    try:
+        datetime.fromisoformat(before)
+    except ValueError:
+        return "before must be the event_id of the last alert shown or an ISO 8601 time"
+    return None
 
 
 def _template(name: str) -> str:
@@ -91,7 +105,22 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
         v["outcome"] = outcome_view(events.decisions_for(v["alert_id"]), backend.two_officer)
         return v
 
+    # Numbered readings of the outbox backlog. The number is taken BEFORE the count is read, so a reading
+    # numbered above a decision's own reading was counted after that decision's commit: the page may take
+    # its backlog 0 as "this decision is sent", whatever order the stream and the POST response arrive in.
+    reading_numbers = itertools.count(1)
+
+    def outbox_reading() -> dict:
+        seq = next(reading_numbers)
+        try:
+            backlog = events.outbox_backlog()
+        except Exception:
+            log.exception("console could not read the outbox backlog")
+            backlog = None
+        return {"seq": seq, "backlog": backlog}
+
     def status_snapshot() -> dict:
+        outbox = outbox_reading()
         try:
             status = dict(backend.status() or {})
         except Exception:
@@ -102,7 +131,7 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
         except Exception:
             log.exception("console counters failed")
             counters = {}
-        return {"status": status, "counters": counters}
+        return {"status": status, "counters": counters, "outbox": outbox}
 
     # -- the store's writer threads -> open pages -------------------------------------------------------
     def on_store_event(kind: str, data) -> None:
@@ -111,8 +140,8 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
                 hub.publish("alert", view(data, []))  # just committed: no decision yet
             elif kind == "decision":
                 hub.publish("decision", decision_with_outcome(data))
-            elif kind == "outbox":
-                hub.publish("outbox", {"backlog": data.get("backlog")})
+            elif kind == "outbox" and hub.clients():  # rows were sent: a fresh, numbered reading (outbox_reading)
+                hub.publish("outbox", outbox_reading())
             elif kind == "deployment":
                 hub.publish("deployment", {})  # the page refreshes its status strip
         except Exception:  # never disturb the writer
@@ -181,10 +210,16 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
             limit = max(1, min(int(request.query_params.get("limit", 50)), PAGE_SIZE_MAX))
         except ValueError:
             return JSONResponse({"error": "limit must be a number"}, status_code=400)
+        # Keyset paging: the store continues below (created_at, rowid) of the cursor alert, never an OFFSET.
         before = request.query_params.get("before") or None
+        if before is not None and (error := _cursor_error(before)):
+            return JSONResponse({"error": error}, status_code=400)
         cache: dict = {}
-        alerts = events.alerts(limit, before)
-        return JSONResponse({"alerts": [view(a, events.decisions_for(a["event_id"]), cache) for a in alerts]})
+        alerts = events.alerts(limit + 1, before)  # one more than asked: tells the page whether older ones exist
+        more = len(alerts) > limit
+        alerts = alerts[:limit]
+        return JSONResponse({"alerts": [view(a, events.decisions_for(a["event_id"]), cache) for a in alerts],
+                             "more": more})
 
     def get_alert(request: Request) -> JSONResponse:
         eid = request.path_params["event_id"]
@@ -223,7 +258,9 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
             return JSONResponse({"error": "no such alert"}, status_code=404)
         note = (note or "").strip() or None
         d = await run_in_threadpool(backend.decide, eid, s.officer_id, decision, note)
-        return JSONResponse(await run_in_threadpool(decision_with_outcome, d), status_code=201)
+        body = await run_in_threadpool(decision_with_outcome, d)
+        body["outbox"] = await run_in_threadpool(outbox_reading)  # read after the commit: see outbox_reading
+        return JSONResponse(body, status_code=201)
 
     def status(request: Request) -> JSONResponse:
         return JSONResponse(status_snapshot())

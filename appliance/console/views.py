@@ -11,8 +11,11 @@ from urllib.parse import quote
 
 from appliance.decisions.confirmation import outcome
 
-_ALERT_FIELDS = ("event_id", "created_at", "device_id", "deployment_id", "subject_id", "category", "score",
-                 "threshold", "track_id", "looks", "model_id", "watchlist_id", "watchlist_version")
+# captured_at (the crop's frame) and first_seen_at (the track's first frame) are None for alerts stored
+# before the store kept them; the page shows them only when known.
+_ALERT_FIELDS = ("event_id", "created_at", "captured_at", "first_seen_at", "device_id", "deployment_id",
+                 "subject_id", "category", "score", "threshold", "track_id", "looks", "model_id", "watchlist_id",
+                 "watchlist_version")
 _DECISION_FIELDS = ("event_id", "alert_id", "created_at", "officer_id", "decision", "note")
 _SUBJECT_FIELDS = ("id", "display_name", "category", "notes", "review_due", "expires_at")
 

@@ -21,7 +21,10 @@ from appliance.alerts.evidence import face_crop_jpeg
 from appliance.audit.chain import AuditLog, AuditSigner
 from appliance.config import ConsoleConfig, load_config
 from appliance.console import ConsoleBackend, ConsoleServer, create_app, store_decision
+from appliance.deployments.manager import DeploymentManager
+from appliance.deployments.record import MatchingContext
 from appliance.events import Alert, EventStore
+from appliance.events.publisher import OutboxPublisher
 from appliance.matching.threshold import resolve_threshold
 from appliance.officers import OfficerStore
 from appliance.storage import KeyFileProvider
@@ -63,8 +66,12 @@ class ConsoleEnv:
     audit: list = field(default_factory=list)
     server: ConsoleServer | None = None
     audit_log: AuditLog | None = None
+    publisher: OutboxPublisher | None = None  # when set, the status strip shows its real link state
+    deployments: DeploymentManager | None = None  # when set, the real manager: the console starts and ends them
 
-    def add_alert(self, subject_id: str, track_id: int = 1) -> Alert:
+    def add_alert(self, subject_id: str, track_id: int = 1, **times: str) -> Alert:
+        """An alert committed now. `times`: created_at (an earlier moment of a long deployment), captured_at,
+        first_seen_at (the alert's frame times; left out, they are unknown, as for alerts stored before them)."""
         meta = self.watchlist.meta()
         live = self.live[subject_id]
         a = Alert(device_id=DEVICE, subject_id=subject_id, category=self.watchlist.subject(subject_id)["category"],
@@ -72,12 +79,16 @@ class ConsoleEnv:
                   watchlist_id=meta["watchlist_id"], watchlist_version=meta["version"],
                   watchlist_sha256=meta["watchlist_sha256"], crop_jpeg=live.crop_jpeg, deployment_id="dep-0001",
                   looks=2)
+        for name, value in times.items():
+            setattr(a, name, value)
         self.events.add_alert(a)
         return a
 
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
+        if self.publisher is not None:
+            self.publisher.stop()
         for s in (self.events, self.watchlist, self.officers):
             s.close()
 
@@ -89,7 +100,10 @@ def _largest_face_crop(pipeline, image) -> tuple[bytes, np.ndarray]:
     return face_crop_jpeg(image, face.detection.box), face.embedding
 
 
-def build_env(tmp_path: Path, nasa_dir: Path, pipeline, *, console: ConsoleConfig | None = None) -> ConsoleEnv:
+def build_env(tmp_path: Path, nasa_dir: Path, pipeline, *, console: ConsoleConfig | None = None,
+              deployments: bool = False) -> ConsoleEnv:
+    """The console on real stores. deployments=True: a real DeploymentManager, no deployment active yet (the
+    officer starts one from the page); otherwise the status shows a fixed deployment 'Op. Harbour'."""
     data_dir = tmp_path / "data"
     kp = KeyFileProvider(data_dir / "keys")
     events = EventStore.open(data_dir, kp)
@@ -137,11 +151,24 @@ def build_env(tmp_path: Path, nasa_dir: Path, pipeline, *, console: ConsoleConfi
         "expected_false_alert_rate": 1 / 12500, "expected_rate_source": "LFW evaluation, 3 subjects",
     })
 
+    if deployments:
+        config = load_config()
+        context = MatchingContext(meta["watchlist_id"], meta["version"], meta["watchlist_sha256"], len(entries),
+                                  threshold, pipeline.model_id, "00" * 32, 1 / 12500)
+        env.deployments = DeploymentManager(events, DEVICE, context=lambda: context, config=config.deployment)
+        env.status.pop("deployment")
+        env.status["threshold"] = threshold
+
     def status() -> dict:
-        return dict(env.status, outbox_backlog=events.outbox_backlog())
+        s = dict(env.status, outbox_backlog=events.outbox_backlog())
+        if env.publisher is not None:
+            s["broker"] = env.publisher.link["state"]
+        if env.deployments is not None:
+            s["deployment"], s["matching"] = env.deployments.status(), env.deployments.is_active()
+        return s
 
     backend = ConsoleBackend(events=events, watchlist=watchlist, officers=officers, status=status,
                              decide=store_decision(events, DEVICE), config=console or ConsoleConfig(),
-                             audit=audit, device_id=DEVICE)
+                             audit=audit, device_id=DEVICE, deployments=env.deployments)
     env.server = ConsoleServer(create_app(backend), "127.0.0.1", 0).start()
     return env

@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from console_env import OFFICER, PIN, build_env
 
 from appliance.events import Decision
+from appliance.events.models import iso_ms
 from appliance.paths import PROJECT_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -85,11 +87,17 @@ def test_officer_reviews_a_live_alert_in_the_browser(tmp_path, nasa_dir, pipelin
 
         # A watchlist subject appears on camera: the alert is pushed to the open page.
         t0 = time.monotonic()
-        alert = env.add_alert("S-002", track_id=17)
+        now = datetime.now(timezone.utc)
+        alert = env.add_alert("S-002", track_id=17, captured_at=iso_ms(now - timedelta(seconds=1)),
+                              first_seen_at=iso_ms(now - timedelta(seconds=4)))
         expect(page.locator("#a-name")).to_have_text("Catherine Coleman", timeout=2000)
         latency = time.monotonic() - t0
         print(f"alert on screen {latency * 1000:.0f} ms after it was committed")
         expect(page.locator("#a-category")).to_have_text("missing person")
+        # When the face was photographed and since when the person was in view (alerts that carry the times).
+        local = page.evaluate("(isos) => isos.map((i) => new Date(i).toLocaleTimeString([], {hour12: false}))",
+                              [alert.captured_at, alert.first_seen_at])
+        expect(page.locator("#a-seen")).to_have_text(f"photo {local[0]} · in view since {local[1]} · 2 matching looks")
         expect(page.locator("#a-notes")).to_contain_text("Vulnerable")
         expect(page.locator(".suggestion")).to_contain_text("you decide")
         expect(page.locator("#a-score-value")).to_contain_text(f"{alert.score:.2f}")
@@ -106,6 +114,7 @@ def test_officer_reviews_a_live_alert_in_the_browser(tmp_path, nasa_dir, pipelin
         shot(page, tmp_path, "console.png")
 
         # The officer rejects it, with a note.
+        expect(page.locator("#toast")).to_be_hidden(timeout=5000)  # the "new alert" notice goes by itself
         page.click('.actions [data-decision="reject"]')
         expect(page.locator("#decide-dialog")).to_be_visible()
         page.fill("#d-note", "Not her: different ears")
@@ -118,12 +127,20 @@ def test_officer_reviews_a_live_alert_in_the_browser(tmp_path, nasa_dir, pipelin
         expect(history.first).to_contain_text("Not her: different ears")
         expect(page.locator("#c-rejected")).to_have_text("2", timeout=4000)
         expect(page.locator("#r-measured")).to_have_text("67 %")
-        shot(page, tmp_path, "console-decided.png")
+        # Recorded, not yet sent (no publisher here): the notice says so, and stays while it is so.
+        expect(page.locator("#send-note")).to_contain_text("Rejected · recorded · sending to the control room")
 
         stored = env.events.decisions_for(alert.event_id)
         assert [(d["officer_id"], d["decision"], d["note"]) for d in stored] == [
             (OFFICER, "reject", "Not her: different ears")]
-        assert any(r["event_id"] == stored[0]["event_id"] for r in env.events.outbox_unsent())
+        unsent = env.events.outbox_unsent()
+        assert any(r["event_id"] == stored[0]["event_id"] for r in unsent)
+        # The broker acknowledges every waiting row (what the publisher does on PUBACK): the notice says so.
+        env.events.mark_sent([r["id"] for r in unsent])
+        expect(page.locator("#send-text")).to_have_text("Rejected · sent to the control room", timeout=2000)
+        expect(page.locator("#st-outbox .v")).to_have_text("0 events")
+        shot(page, tmp_path, "console-decided.png")
+        expect(page.locator("#send-note")).to_be_hidden(timeout=4000)
 
         # The status strip follows the device, pushed over the same stream (no polling).
         env.status.update(broker="down", camera="lost", camera_fps=None)

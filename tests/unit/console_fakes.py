@@ -43,6 +43,7 @@ class FakeEvents:
         self.rows: dict[str, dict] = {}
         self.decisions: list[dict] = []
         self.listeners = []
+        self.sent = 0  # outbox rows acknowledged by the broker (an alert and a decision are one row each)
 
     def add(self, subject_id="S-1") -> dict:
         a = {"event_id": str(uuid.uuid4()), "created_at": f"2026-11-26T07:00:{len(self.rows):02d}.000Z",
@@ -55,7 +56,12 @@ class FakeEvents:
         return a
 
     def alerts(self, limit=50, before=None):
-        return sorted(self.rows.values(), key=lambda a: a["created_at"], reverse=True)[:limit]
+        rows = sorted(self.rows.values(), key=lambda a: a["created_at"], reverse=True)
+        if before in self.rows:  # keyset, as the real store: below the cursor alert
+            rows = [a for a in rows if a["created_at"] < self.rows[before]["created_at"]]
+        elif before is not None:
+            rows = [a for a in rows if a["created_at"] < before]
+        return rows[:limit]
 
     def alert(self, event_id):
         return self.rows.get(event_id)
@@ -66,6 +72,9 @@ class FakeEvents:
     def counters(self):
         return {"alerts": len(self.rows), "confirmed": 0, "rejected": 0, "unsure": 0, "pending": len(self.rows),
                 "rejected_share": None}
+
+    def outbox_backlog(self):
+        return len(self.rows) + len(self.decisions) - self.sent
 
     def subscribe(self, cb):
         self.listeners.append(cb)

@@ -1,6 +1,6 @@
 // In-van console page. Vanilla JS, no framework, nothing fetched from outside this device.
 // Alerts, decisions and the status strip are pushed by the server over server-sent events (/api/stream);
-// the page only asks for data when it loads or when the officer selects an alert.
+// the page only asks for data when it loads, when the officer selects an alert or asks for older alerts.
 "use strict";
 (function () {
   const CSRF = document.querySelector('meta[name="csrf-token"]').content;
@@ -10,6 +10,17 @@
   let lastStatus = {};  // the latest status snapshot's "status" (threshold floor, deployment)
   const $ = (id) => document.getElementById(id);
   const alerts = new Map();  // event_id -> alert view (see appliance/console/views.py)
+  const PAGE = 50;           // alerts per page ("Show older")
+  const SWEEP_PAGE = 200;    // larger pages while fetching undecided alerts that are older than the loaded ones
+  // Paging is keyset: `oldest` is the event_id of the oldest alert of the newest-first run loaded so far, and
+  // the next page is asked for with before=oldest. Pages are only ever added: nothing loaded is dropped.
+  let oldest = null;
+  let moreOlder = false;
+  let paging = null;         // the page request in flight (one at a time)
+  let lastCounters = {};
+  let shortfallSeen = false; // the previous status snapshot already said undecided alerts are not loaded
+  let outbox = { seq: 0, backlog: null };  // the newest numbered backlog reading (see app.py outbox_reading)
+  let sending = null;        // the officer's last decision until the control room has it: {label, seq, hidden}
   let selected = null;
   let lastPing = Date.now();
   const LABEL = { confirm: "Confirmed", reject: "Rejected", unsure: "Can't tell" };
@@ -60,11 +71,50 @@
   const stateOf = (a) => (a.outcome ? a.outcome.state : (a.decisions.length ? "unsure" : "pending"));
   // Still needs this officer: nobody decided yet, or (two-officer rule) a colleague's confirmation awaits a second.
   const toReview = (a) => stateOf(a) === "pending" || (stateOf(a) === "awaiting_second" && !mine(a));
-  const sorted = () => [...alerts.values()].sort((x, y) => (x.created_at < y.created_at ? 1 : -1));
+  // Newest first. Alerts of the same millisecond keep the order the server listed them in (the sort is stable
+  // and the map keeps insertion order), so paging shows them exactly as the store pages them.
+  const sorted = () => [...alerts.values()].sort((x, y) => (x.created_at === y.created_at ? 0 : x.created_at < y.created_at ? 1 : -1));
+  const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
 
   // -- alerts ----------------------------------------------------------------------------------------
   function merge(a) {
     alerts.set(a.event_id, a);
+  }
+  async function fetchPage(before, limit) {
+    const q = "/api/alerts?limit=" + limit + (before ? "&before=" + encodeURIComponent(before) : "");
+    const resp = await api(q);
+    if (!resp.ok) throw new Error("alerts page refused: " + resp.status);
+    return resp.json();
+  }
+  // The next older page below `oldest`, added to what is loaded. One request at a time.
+  function loadOlder(limit = PAGE) {
+    if (!paging) {
+      paging = (async () => {
+        try {
+          const body = await fetchPage(oldest, limit);
+          for (const a of body.alerts) if (!alerts.has(a.event_id)) merge(a);
+          if (body.alerts.length) oldest = body.alerts[body.alerts.length - 1].event_id;
+          moreOlder = body.more;
+        } finally {
+          paging = null;
+          render();
+        }
+      })();
+    }
+    return paging;
+  }
+  // Undecided alerts are never left behind the paging: while the store counts more alerts without a decision
+  // than are loaded, older pages are fetched. Two snapshots in a row must say so, because a snapshot taken just
+  // before a decision may arrive just after it.
+  const undecidedLoaded = () => [...alerts.values()].filter((a) => !a.decisions.length).length;
+  async function sweepUndecided(now) {
+    const short = () => moreOlder && Number.isFinite(lastCounters.pending) && undecidedLoaded() < lastCounters.pending;
+    if (!short()) { shortfallSeen = false; return; }
+    if (!now && !shortfallSeen) { shortfallSeen = true; return; }
+    shortfallSeen = false;
+    try {
+      while (short()) await loadOlder(SWEEP_PAGE);
+    } catch (e) { /* the next status snapshot tries again */ }
   }
   function addDecision(d) {
     const a = alerts.get(d.alert_id);
@@ -98,6 +148,48 @@
     toastTimer = setTimeout(() => { t.hidden = true; }, 4000);
   }
 
+  // -- the notice about sending a decision to the control room ----------------------------------------
+  // It follows the outbox, not a timer: "sending" until a backlog reading taken after the decision's commit
+  // says 0 (the broker acknowledged every row, this decision's included), then "sent" for a moment.
+  let sentTimer = null;
+  function onBacklog(reading) {
+    if (!reading || !(reading.seq > outbox.seq)) return;  // an older reading arriving late changes nothing
+    outbox = reading;
+    const n = reading.backlog;
+    if (n !== null && n !== undefined) setCell("st-outbox", plural(n, "event", "events"), n > 0 ? "warn" : "ok");
+    renderSending();
+  }
+  function renderSending() {
+    const note = $("send-note");
+    if (!sending) { note.hidden = true; return; }
+    const sent = outbox.backlog === 0 && outbox.seq >= sending.seq;
+    const link = lastStatus.broker;
+    if (sent) {
+      $("send-text").textContent = sending.label + " · sent to the control room";
+      $("send-hide").hidden = true;
+      note.className = "send-note sent";
+      note.hidden = false;
+      if (!sending.sent) {  // once: later status pushes must not keep it up
+        sending.sent = true;
+        const done = sending;
+        clearTimeout(sentTimer);
+        sentTimer = setTimeout(() => { if (sending === done) { sending = null; note.hidden = true; } }, 2500);
+      }
+      return;
+    }
+    const waiting = outbox.backlog ? " (" + plural(outbox.backlog, "event", "events") + " waiting)" : "";
+    let text = sending.label + " · recorded · sending to the control room…";
+    if (link === "off") text = sending.label + " · recorded on this device (no control-room link configured)";
+    else if (link && link !== "up" && link !== "connected") {
+      text = sending.label + " · recorded on this device · control room link down: sent when it is back" + waiting;
+    }
+    $("send-text").textContent = text;
+    $("send-hide").hidden = false;
+    note.className = "send-note";
+    note.hidden = sending.hidden;
+  }
+  $("send-hide").addEventListener("click", () => { if (sending) { sending.hidden = true; renderSending(); } });
+
   function render() {
     renderQueue();
     const a = selected && alerts.get(selected);
@@ -105,26 +197,52 @@
     $("alert").hidden = !a;
     if (a) renderAlert(a);
   }
-  function renderQueue() {
-    const list = $("queue");
-    list.replaceChildren();
-    let pending = 0;
-    for (const a of sorted()) {
-      const state = stateOf(a);
-      if (toReview(a)) pending++;
-      const li = el("li");
+  // Rows are kept per alert and moved, not rebuilt, so a long list does not fetch its thumbnails again.
+  const rows = new Map();  // event_id -> <li>
+  function queueRow(a) {
+    let li = rows.get(a.event_id);
+    if (!li) {
+      li = el("li");
       li.dataset.id = a.event_id;
-      if (a.event_id === selected) li.classList.add("selected");
+      li.tabIndex = 0;
+      li.setAttribute("role", "button");
       const img = el("img");
       img.alt = "";
-      if (a.crop_url) img.src = a.crop_url;
+      img.loading = "lazy";
       const who = el("div", "who");
-      who.append(el("b", null, nameOf(a)), el("span", null, clock(a.created_at) + " · " + (a.category || "")));
-      li.append(img, who, el("span", "st s-" + state, STATE[state] || state));
+      who.append(el("b"), el("span"));
+      li.append(img, who, el("span", "st"));
       li.addEventListener("click", () => select(a.event_id));
-      list.append(li);
+      li.addEventListener("keydown", (ev) => {
+        if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(a.event_id); }
+      });
+      rows.set(a.event_id, li);
     }
+    const img = li.firstChild;
+    if (!a.crop_url) img.removeAttribute("src");
+    else if (img.getAttribute("src") !== a.crop_url) img.src = a.crop_url;
+    li.querySelector(".who b").textContent = nameOf(a);
+    li.querySelector(".who span").textContent = clock(a.created_at) + " · " + (a.category || "");
+    const state = stateOf(a);
+    const st = li.querySelector(".st");
+    st.className = "st s-" + state;
+    st.textContent = STATE[state] || state;
+    li.classList.toggle("selected", a.event_id === selected);
+    return li;
+  }
+  function renderQueue() {
+    const list = sorted();
+    $("queue").replaceChildren(...list.map(queueRow));
+    const pending = list.filter(toReview).length;
     $("q-pending").textContent = pending ? "· " + pending + " to review" : "";
+    const more = $("q-older");
+    more.hidden = !moreOlder;
+    more.disabled = !!paging;
+    const total = lastCounters.alerts;
+    more.textContent = paging ? "Loading older alerts…" : "Show older alerts" +
+      (Number.isFinite(total) && total > list.length ? " (" + (total - list.length).toLocaleString() + " more)" : "");
+    $("q-end").hidden = moreOlder || !list.length;
+    $("q-end").textContent = "All alerts shown · " + list.length.toLocaleString();
   }
   function renderAlert(a) {
     const crop = $("crop"), ref = $("reference");
@@ -145,6 +263,13 @@
     $("a-notes").classList.toggle("none", !notes);
     $("a-time").textContent = clock(a.created_at);
     $("a-age").textContent = "(" + ago(a.created_at) + ")";
+    // When the face was photographed and since when the person was in view: only for alerts that carry them.
+    const seen = [];
+    if (a.captured_at) seen.push("photo " + clock(a.captured_at));
+    if (a.first_seen_at) seen.push("in view since " + clock(a.first_seen_at));
+    if (seen.length && a.looks) seen.push(plural(a.looks, "matching look", "matching looks"));
+    $("a-seen").textContent = seen.join(" · ");
+    $("a-seen").hidden = !seen.length;
     const score = Number(a.score), thr = Number(a.threshold);
     $("a-score-value").textContent = "Match score " + score.toFixed(2);
     const diff = score - thr;
@@ -211,7 +336,12 @@
       if (!resp.ok) { $("d-error").textContent = body.error || "Not recorded. Try again."; return; }
       addDecision(body);
       dialog.close();
-      toast(LABEL[choice] + " · recorded, sending to the control room");
+      if (body.outbox) {
+        sending = { label: LABEL[choice], seq: body.outbox.seq, hidden: false };
+        clearTimeout(sentTimer);
+        onBacklog(body.outbox);
+        renderSending();
+      } else toast(LABEL[choice] + " · recorded");
     } catch (e) {
       $("d-error").textContent = "Not recorded: the console cannot reach the device. Try again.";
     } finally {
@@ -228,8 +358,14 @@
     if (dep) {
       const end = dep.planned_end ? " · ends " + clock(dep.planned_end).slice(0, 5) : "";
       const matching = s.matching === false ? " · NOT matching" : "";
-      setCell("st-deployment", (dep.purpose || dep.location || dep.id || "active") + end + matching, matching ? "warn" : "ok");
-    } else setCell("st-deployment", "none · not matching", "warn");
+      const text = (dep.purpose || dep.location || dep.id || "active") + end + matching;
+      setCell("st-deployment", text, matching ? "warn" : "ok");
+      $("st-deployment").title = "Deployment: " + text + " (tap for details)";
+    } else {
+      setCell("st-deployment", "none · not matching", "warn");
+      $("st-deployment").title = "No deployment active (tap for details)";
+    }
+    renderDeploymentDetails(s);
     const cam = s.camera_state || s.camera;
     if (s.camera_fps === null || s.camera_fps === undefined || (cam && cam !== "running")) {
       setCell("st-camera", cam ? cam.toUpperCase() : "no camera", "bad");
@@ -244,8 +380,13 @@
     if (link === "up" || link === "connected") setCell("st-broker", "connected", "ok");
     else if (link === "off") setCell("st-broker", "off (no MQTT)", "warn");
     else setCell("st-broker", link === "down" ? "DOWN · queuing" : link, "bad");
-    const backlog = s.outbox_backlog;
-    if (backlog !== undefined && backlog !== null) setCell("st-outbox", backlog + (backlog === 1 ? " event" : " events"), backlog > 0 ? "warn" : "ok");
+    lastCounters = c;
+    if (snap.outbox) onBacklog(snap.outbox);
+    else if (s.outbox_backlog !== undefined && s.outbox_backlog !== null) {
+      setCell("st-outbox", plural(s.outbox_backlog, "event", "events"), s.outbox_backlog > 0 ? "warn" : "ok");
+    }
+    renderSending();
+    sweepUndecided(false);
     const num = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString());
     $("c-faces").textContent = num(s.faces_seen);
     $("c-alerts").textContent = num(c.alerts);
@@ -267,6 +408,7 @@
     $("dep-panel").hidden = false;
     $("dep-start").hidden = !!dep;
     $("dep-end").hidden = !dep;
+    $("dep-details").hidden = !dep;
     let thr = "";
     if (s.threshold !== null && s.threshold !== undefined) {
       thr = " · threshold " + Number(s.threshold).toFixed(2) +
@@ -274,9 +416,33 @@
     }
     $("dep-text").textContent = dep
       ? dep.id + " · " + dep.purpose + " · " + dep.location + " · by " + dep.authorised_by +
-        (dep.planned_end ? " · ends " + clock(dep.planned_end).slice(0, 5) : "") + thr
-      : "None active: no face is checked." + thr;
+        (dep.planned_end ? " · ends " + clock(dep.planned_end).slice(0, 5) : "")
+      : "None active: no face is checked.";
+    $("dep-thr").textContent = thr.replace(/^ · /, "");
   }
+  // The full deployment, purpose included, however long: the strip and the panel show only its first lines.
+  const depDialog = $("dep-dialog");
+  function renderDeploymentDetails(s) {
+    const dep = s.deployment;
+    $("dd-none").hidden = !!dep;
+    $("dd-list").hidden = !dep;
+    if (!dep) return;
+    const when = (iso) => (iso ? new Date(iso).toLocaleString([], { hour12: false }) : "–");
+    $("dd-purpose").textContent = dep.purpose || "–";
+    $("dd-location").textContent = dep.location || "–";
+    $("dd-by").textContent = dep.authorised_by || "–";
+    $("dd-start").textContent = when(dep.starts_at);
+    $("dd-end").textContent = when(dep.planned_end);
+    $("dd-id").textContent = dep.id || "–";
+    $("dd-matching").textContent = s.matching === false ? "NOT matching" : "matching faces against the watchlist";
+  }
+  function openDeploymentDetails() {
+    renderDeploymentDetails(lastStatus);
+    depDialog.showModal();
+  }
+  $("st-deployment").addEventListener("click", openDeploymentDetails);
+  $("dep-details").addEventListener("click", openDeploymentDetails);
+  $("dd-close").addEventListener("click", () => depDialog.close());
   async function refreshStatus() {
     try { renderStatus(await (await api("/api/status")).json()); } catch (e) { /* the stream catches up */ }
   }
@@ -331,20 +497,30 @@
   });
 
   // -- live stream -----------------------------------------------------------------------------------
+  let reconnecting = false;
+  async function refreshNewest() {
+    try {
+      const body = await fetchPage(null, PAGE);
+      for (const a of body.alerts) merge(a);
+      render();
+    } catch (e) { /* the next reconnect tries again */ }
+  }
   function connect() {
     const es = new EventSource("/api/stream");
-    es.addEventListener("open", () => setCell("st-live", "live", "ok"));
+    es.addEventListener("open", () => {
+      setCell("st-live", "live", "ok");
+      if (reconnecting) refreshNewest();  // alerts and decisions made while the stream was down
+      reconnecting = false;
+    });
     es.addEventListener("alert", (e) => onLiveAlert(JSON.parse(e.data)));
     es.addEventListener("decision", (e) => addDecision(JSON.parse(e.data)));
     es.addEventListener("status", (e) => renderStatus(JSON.parse(e.data)));
     es.addEventListener("deployment", () => refreshStatus());
-    es.addEventListener("outbox", (e) => {
-      const n = JSON.parse(e.data).backlog;
-      if (n !== null && n !== undefined) setCell("st-outbox", n + (n === 1 ? " event" : " events"), n > 0 ? "warn" : "ok");
-    });
+    es.addEventListener("outbox", (e) => onBacklog(JSON.parse(e.data)));
     es.addEventListener("expired", () => window.location.assign("/login"));
     es.addEventListener("reload", () => window.location.reload());
     es.addEventListener("error", () => {
+      reconnecting = true;
       setCell("st-live", "reconnecting", "bad");
       if (es.readyState === EventSource.CLOSED) {
         api("/api/session").then(() => setTimeout(connect, 2000)).catch(() => {});
@@ -354,13 +530,22 @@
 
   async function start() {
     if (TWO_OFFICER) document.querySelector(".history h2").textContent = "Decisions · two-officer rule: two must confirm";
-    const resp = await api("/api/alerts?limit=50");
-    const body = await resp.json();
+    connect();  // first, so that nothing committed while the list loads is missed (merge drops duplicates)
+    const body = await fetchPage(null, PAGE);
     for (const a of body.alerts) merge(a);
+    if (body.alerts.length) oldest = body.alerts[body.alerts.length - 1].event_id;
+    moreOlder = body.more;
+    renderStatus(await (await api("/api/status")).json());  // the store's count of undecided alerts
+    await sweepUndecided(true);
     const list = sorted();
     const first = list.find(toReview) || list[0];
-    if (first) await select(first.event_id); else render();
-    connect();
+    if (first) {
+      await select(first.event_id);
+      // Show its row in the queue (scrolling the queue only, never the page).
+      const row = rows.get(first.event_id), box = $("queue").parentElement;
+      const below = row ? row.getBoundingClientRect().bottom - box.getBoundingClientRect().bottom : 0;
+      if (below > 0) box.scrollTop += below + 8;
+    } else render();
   }
 
   // An officer touching the screen keeps the session alive; an unattended screen logs out.
@@ -369,6 +554,7 @@
       if (Date.now() - lastPing > 60000) { lastPing = Date.now(); api("/api/ping", { method: "POST" }).catch(() => {}); }
     }, { passive: true });
   }
+  $("q-older").addEventListener("click", () => loadOlder().catch(() => toast("Older alerts could not be loaded. Try again.")));
   $("logout").addEventListener("click", async () => {
     try { await api("/logout", { method: "POST" }); } finally { window.location.assign("/login"); }
   });
