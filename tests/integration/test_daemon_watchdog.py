@@ -168,12 +168,17 @@ def test_ready_then_pets_only_while_frames_flow(daemon, camera):
     assert proc.proc.poll() is None
 
     # Frozen for good: no pet for a whole WATCHDOG_USEC. systemd would abort it now; so does the test.
+    # The first tick after the freeze may still pet for a frame processed just before it (on a loaded machine
+    # the frame loop lags); from the first tick that finds no progress on, there must be none.
     camera.flowing.clear()
     frozen = time.monotonic()
-    time.sleep(1.0)  # a frame already in flight may still be processed
+    notify.wait(lambda: any(s.startswith("stalled: frames") for s in notify.statuses(frozen)), 2 * WATCHDOG_S,
+                "STATUS=stalled: frames after the camera froze for good")
     quiet_from = time.monotonic()
     time.sleep(WATCHDOG_S + 1.0)
     assert notify.pets(quiet_from) == [], "the watchdog kept petting a daemon whose camera is frozen"
+    last_pet = max(notify.pets(), default=0.0)
+    assert time.monotonic() - last_pet > WATCHDOG_S, "systemd would not have seen the watchdog expire"
     stalled = [s for s in notify.statuses(frozen) if s.startswith("stalled: frames")]
     assert stalled and "last" in stalled[-1], stalled  # "stalled: frames (last 3.2s ago)"
     assert proc.proc.poll() is None, "the daemon must not exit by itself: systemd decides"
