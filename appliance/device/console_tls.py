@@ -41,9 +41,14 @@ def _subject_alt_name(address: str) -> x509.GeneralName:
         return x509.DNSName(address)
 
 
-def fingerprint(cert: x509.Certificate) -> str:
-    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+def sha256_fingerprint(data: bytes) -> str:
+    """SHA-256 as colon-separated upper-case hex, the way browsers and openssl show fingerprints."""
+    digest = hashlib.sha256(data).hexdigest().upper()
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return sha256_fingerprint(cert.public_bytes(serialization.Encoding.DER))
 
 
 def _names(cert: x509.Certificate) -> set[str]:

@@ -16,7 +16,6 @@ Layout under the data directory (all owned by the `appliance` user, the director
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pwd
 import shutil
@@ -34,7 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
 from appliance.config import Config, DeviceConfig, format_validation_error, is_loopback
-from appliance.device.console_tls import ensure_console_certificate
+from appliance.device.console_tls import ensure_console_certificate, sha256_fingerprint
 from appliance.device.selftest import DB_LABELS, parse_broker_url
 from appliance.errors import ApplianceError, ConfigError, KeyMaterialError
 from appliance.keys.files import read_private, shred, write_private
@@ -71,8 +70,7 @@ class ProvisionResult:
 def spki_fingerprint(public_key) -> str:
     """SHA-256 of the DER SubjectPublicKeyInfo, colon-separated hex (what `openssl pkey -pubout | sha256` gives)."""
     der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+    return sha256_fingerprint(der)
 
 
 def _read_toml(path: Path) -> dict:

@@ -100,4 +100,3 @@ def erase_db(path: Path, key_provider: KeyProvider, *, label: str | None = None)
             p.unlink()
             done.append(f"deleted {p}")
     return done
-
