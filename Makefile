@@ -5,31 +5,44 @@ BIN    := $(VENV)/bin
 APPLIANCE_SHARED ?= $(abspath ../shared)
 export APPLIANCE_SHARED
 
-.PHONY: help install models test test-fast lint eval bench demo docs clean
+# The hash-pinned lock for this machine (deploy/lock/; `make lock` rewrites them all).
+LOCK   := $(shell $(PYTHON) appliance/devtools/lockfiles.py path 2>/dev/null)
+
+.PHONY: help install system-packages models test test-fast lint lock eval calibrate bench demo docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(BIN)/appliance: pyproject.toml
+system-packages:  ## the apt packages for building and the demo (deploy/system-packages.sh dev)
+	deploy/system-packages.sh dev
+
+# Every dependency from the lock, with hashes; then the project itself without resolving anything more.
+$(BIN)/appliance: pyproject.toml $(LOCK) | system-packages
+	@test -n "$(LOCK)" || $(PYTHON) appliance/devtools/lockfiles.py path
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-install: $(BIN)/appliance models  ## create .venv with the `appliance` command and install the models
+install: $(BIN)/appliance models  ## create .venv from the lock with the `appliance` command; install the models
 
 models: $(BIN)/appliance  ## install model files into models/ and verify every sha256
 	$(BIN)/appliance models install
 
-test: install  ## run the whole test suite (real models, real images, real broker)
+test: install  ## run the whole test suite (real models, real images, real broker, real browser)
+	deploy/system-packages.sh test
 	$(BIN)/pytest -q
 
 test-fast: install  ## unit tests only
 	$(BIN)/pytest -q tests/unit
 
-lint: $(BIN)/appliance  ## ruff and the import-cycle check
+lint: $(BIN)/appliance  ## ruff, the import-cycle check and the lock against pyproject.toml
 	$(BIN)/ruff check appliance tests
 	$(BIN)/python -m appliance.devtools.import_cycles appliance
+	$(BIN)/python -m appliance.devtools.lockfiles check
+
+lock: $(BIN)/appliance  ## re-resolve deploy/lock/*.txt for every platform (then: make calibrate; docs/install.md)
+	$(BIN)/python -m appliance.devtools.lockfiles write
 
 eval: install  ## accuracy on LFW (pooled, per gender, NASA reference vs live): JSON, report, plots in reports/eval
 	$(BIN)/appliance eval --data $(APPLIANCE_SHARED)/data/lfw \
