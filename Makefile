@@ -11,7 +11,7 @@ LOCK   := $(shell $(PYTHON) appliance/devtools/lockfiles.py path 2>/dev/null)
 .PHONY: help install system-packages models test test-fast lint lock eval calibrate bench demo docs clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 system-packages:  ## the apt packages for building and the demo (deploy/system-packages.sh dev)
 	deploy/system-packages.sh dev
@@ -48,6 +48,13 @@ eval: install  ## accuracy on LFW (pooled, per gender, NASA reference vs live): 
 	$(BIN)/appliance eval --data $(APPLIANCE_SHARED)/data/lfw \
 		--groups $(APPLIANCE_SHARED)/data/lfw_gender/female_names.txt $(APPLIANCE_SHARED)/data/lfw_gender/male_names.txt \
 		--nasa $(APPLIANCE_SHARED)/data/nasa --out reports/eval --json | tee reports/eval.json
+
+GROUPS = $(APPLIANCE_SHARED)/data/lfw_gender/female_names.txt $(APPLIANCE_SHARED)/data/lfw_gender/male_names.txt
+calibrate: install  ## re-measure threshold, floor and evidence (pipeline included) into models/manifest.toml
+	@mkdir -p reports
+	$(BIN)/appliance eval --data $(APPLIANCE_SHARED)/data/lfw --groups $(GROUPS) --calibrate --no-progress \
+		--out reports/eval --json > reports/eval.json
+	@git diff --stat models/manifest.toml 2>/dev/null || true
 
 bench: install  ## speed and memory benchmarks: bench/results/bench.{json,md}
 	$(BIN)/python -m appliance.bench --out bench/results

@@ -201,37 +201,17 @@ detect_platform
 # ------------------------------------------------------------------------------------------------------
 # 1. apt prerequisites
 # ------------------------------------------------------------------------------------------------------
-APT_PACKAGES=(
-    python3 python3-venv python3-pip   # the interpreter and venv
-    python3-dev gcc pkg-config libsystemd-dev  # systemd-python is sdist-only: it compiles here
-    ca-certificates procps             # TLS to the broker; /bin/kill for ExecReload
-    chrony                             # time sync: alerts and the audit chain need a correct clock
-)
-case $PLATFORM in
-    pi) APT_PACKAGES+=(python3-picamera2 python3-libcamera rpicam-apps-lite) ;;
-    jetson) APT_PACKAGES+=(gstreamer1.0-tools nvidia-l4t-gstreamer) ;;
-esac
-# JetPack may already ship an OpenCV with Python bindings (nvidia-opencv); Ubuntu's python3-opencv would
-# conflict with it, so it is only installed when the system Python has no cv2 at all. Both have GStreamer.
-if [[ $PLATFORM == jetson ]] && ! python3 -c 'import cv2' 2>/dev/null; then
-    APT_PACKAGES+=(python3-opencv)
-fi
-
+# The one list of system packages (deploy/system-packages.sh, shared with the Makefile and CI).
 if ((NO_APT)); then
     say "skipping apt (--no-apt)"
 else
-    missing=()
-    for p in "${APT_PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    if ((${#missing[@]})); then
-        say "apt: installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    else
-        say "apt: all prerequisites present"
+    "$SRC/deploy/system-packages.sh" device "$PLATFORM"
+    # JetPack may already ship an OpenCV with Python bindings (nvidia-opencv); Ubuntu's python3-opencv would
+    # conflict with it, so it is only installed when the system Python has no cv2 at all. Both have GStreamer.
+    if [[ $PLATFORM == jetson ]] && ! python3 -c 'import cv2' 2>/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-opencv >/dev/null
     fi
+    say "apt: prerequisites present"
 fi
 
 # ------------------------------------------------------------------------------------------------------
@@ -278,13 +258,17 @@ if [[ $SRC != "$PREFIX/src" ]]; then
     rm -rf "$PREFIX/src" && mv "$PREFIX/src.new" "$PREFIX/src"
 fi
 
-target="$PREFIX/src[device]"
-[[ -n $WHEEL ]] && target="$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")[device]"
-pip_args=(--quiet --disable-pip-version-check --use-pep517)
-# The system's picamera2/simplejpeg (Pi) and OpenCV (Jetson) need numpy 1.x (see the file's comments).
-[[ $PLATFORM == pi || $PLATFORM == jetson ]] && pip_args+=(--constraint "$PREFIX/src/deploy/constraints-device.txt")
+# Every dependency from the device lock, each file checked against its sha256 (deploy/lock/, `make lock`): the
+# van runs the versions the threshold was calibrated with. Then the appliance itself, resolving nothing more.
+LOCK_FILE=$("$VENV/bin/python" "$PREFIX/src/appliance/devtools/lockfiles.py" path --device) \
+    || die "no dependency lock for this machine (see deploy/lock/)"
+target="$PREFIX/src"
+[[ -n $WHEEL ]] && target="$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")"
+pip_args=(--quiet --disable-pip-version-check)
+say "pip: installing the lock $(basename "$LOCK_FILE")"
+"$VENV/bin/pip" install "${pip_args[@]}" --require-hashes -r "$LOCK_FILE"
 say "pip: installing $target"
-"$VENV/bin/pip" install "${pip_args[@]}" "$target"
+"$VENV/bin/pip" install "${pip_args[@]}" --use-pep517 --no-deps "$target"
 if [[ $PLATFORM == jetson ]]; then
     # The pip OpenCV has no GStreamer; JetPack's python3-opencv (visible through system site-packages) has.
     "$VENV/bin/pip" uninstall --quiet -y opencv-python-headless opencv-python 2>/dev/null || true

@@ -20,6 +20,7 @@ from appliance.evaluation.nasa import evaluate_nasa
 from appliance.evaluation.report import summary_lines, write_report
 from appliance.matching.threshold import resolve_threshold
 from appliance.runtime.manifest import write_calibration
+from appliance.vision.fingerprint import pipeline_fingerprint
 from appliance.vision.pipeline import FacePipeline
 
 
@@ -72,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         write_report(result, raw, dataset.root, args.out, command)
     if args.calibrate:
         cal = result["calibration"]
-        path = write_calibration(pipe.model_id, manifest_calibration(result, dataset.root.name, command),
+        path = write_calibration(pipe.model_id, manifest_calibration(result, dataset.root.name, command,
+                                                                     pipeline_fingerprint(config)),
                                  config.models.dir)
         print(f"calibrated {pipe.model_id}: threshold {cal['threshold']} floor {cal['floor']} -> {path}",
               file=sys.stderr)

@@ -31,6 +31,7 @@ from appliance.events.store import EventStore
 from appliance.matching.service import MatchService
 from appliance.matching.threshold import resolve_threshold
 from appliance.vision.detector import TileSchedule
+from appliance.vision.fingerprint import pipeline_warning
 from appliance.vision.pipeline import FacePipeline
 from appliance.vision.tracker import FaceTracker
 from appliance.watchlist.device import gallery_swapper, open_store
@@ -66,6 +67,7 @@ class Appliance:
         # Set by the watchlist sync thread; the frame loop flushes the tracks itself, between frames, because
         # FrameProcessor is not thread-safe and a reset in the middle of process() would corrupt it.
         self._flush_tracks = threading.Event()
+        self.pipeline_warnings: list[str] = []
 
     # -- wiring ------------------------------------------------------------------------------------------
     def build(self) -> None:
@@ -92,6 +94,7 @@ class Appliance:
                                            threshold=lambda: self.threshold, counters=self.counters.snapshot,
                                            reset_tracks=self._reset_pending.set, with_mqtt=self.with_mqtt)
         self._watchlist_expires = self._expiry()
+        self._check_pipeline()
         if self.with_mqtt:
             self._build_mqtt()
         if self.with_console:
@@ -123,6 +126,17 @@ class Appliance:
                                  deployments=self.safeguards.deployments)
         self.console = ConsoleServer(create_app(backend), cfg.console.bind, cfg.console.port,
                                      tls_cert=cfg.console.tls_cert, tls_key=cfg.console.tls_key)
+
+    def _check_pipeline(self) -> None:
+        """Say plainly when the running pipeline is not the one the threshold was calibrated on."""
+        self.pipeline_warnings = [f"pipeline changed since calibration: {d}"
+                                  for d in pipeline_warning(self.config, self.pipeline.embedder_spec)]
+        if self.pipeline_warnings:
+            log.warning("the threshold %.4f was calibrated on another pipeline: %s", self.threshold,
+                        "; ".join(self.pipeline_warnings))
+            self.safeguards.audit.record("pipeline.changed", "system",
+                                         {"model_id": self.pipeline.model_id, "threshold": self.threshold,
+                                          "differences": self.pipeline_warnings})
 
     # -- the parts' callbacks -------------------------------------------------------------------------
     def matching_enabled(self) -> bool:
@@ -191,7 +205,7 @@ class Appliance:
             faces_skipped_quality=counters.get("faces_skipped_quality", 0),
             watchlist=self._watchlist_summary(), model_id=self.pipeline.model_id, threshold=self.threshold,
             deployment_id=self.safeguards.deployments.active_id(),
-            expected_false_alerts_per_face=self._expected_rate(),
+            expected_false_alerts_per_face=self._expected_rate(), warnings=self.pipeline_warnings,
         )
 
     def _not_matching_reason(self) -> str:
@@ -229,6 +243,7 @@ class Appliance:
             "deployment": self.safeguards.deployments.status(),
             "expected_false_alert_rate": self._expected_rate(),
             "rejected_share": store.get("rejected_share"),
+            "warnings": self.pipeline_warnings,
         }
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -249,6 +264,7 @@ class Appliance:
         self.state = "running"
         self._update_status()
         degraded = [] if self.matching_enabled() else ["no valid watchlist: not matching"]
+        degraded += self.pipeline_warnings
         self.notifier.ready("running" + (f" (degraded: {'; '.join(degraded)})" if degraded else ""))
         log.info("appliance %s running: source %s, model %s, threshold %.4f, watchlist %s", self.config.device.id,
                  self.camera.camera.name, self.pipeline.model_id,

@@ -152,6 +152,24 @@ def check_interpreter(config: Config) -> tuple[str, dict]:
     return f"{backend} ran each model once on a zero input ({ms})", {"backend": backend, "ms": timings}
 
 
+def check_pipeline(config: Config) -> tuple[str, dict]:
+    """The libraries, model files and settings match those the shipped threshold was calibrated on."""
+    from appliance.vision.fingerprint import pipeline_fingerprint, pipeline_warning
+
+    manifest, _ = _configured_models(config)
+    embedder = manifest.get(config.models.embedder, "embedder")
+    cal = embedder.calibration
+    if cal is None:
+        raise _Skip(f"{embedder.id} has no calibrated threshold (matcher.threshold is set by hand)")
+    differences = pipeline_warning(config, embedder)
+    if differences:
+        raise _Fail(f"threshold {cal.threshold} of {embedder.id} was calibrated on another pipeline: "
+                    f"{'; '.join(differences)}; install from the lock or recalibrate (docs/install.md)")
+    running = pipeline_fingerprint(config)
+    return (f"threshold {cal.threshold} was calibrated on this pipeline (numpy {running['numpy']}, OpenCV "
+            f"{running['opencv']}, {running['interpreter']}, model files by sha256, same settings)"), running
+
+
 # --- storage -------------------------------------------------------------------------------------------------
 
 def _snapshot(db_path: Path, into: Path) -> Path:
@@ -486,6 +504,7 @@ CHECKS: list[tuple[str, Callable[[Config], tuple[str, dict]]]] = [
     ("camera", check_camera),
     ("models", check_models),
     ("interpreter", check_interpreter),
+    ("pipeline", check_pipeline),
     ("database_key", check_database_key),
     ("watchlist", check_watchlist),
     ("broker", check_broker),

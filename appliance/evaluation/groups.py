@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.errors import ApplianceError
-from appliance.evaluation import bootstrap, metrics
+from appliance.evaluation import bootstrap, metrics, tail
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
 from appliance.evaluation.lfw import Dataset
 from appliance.evaluation.protocol import ceil4, open_set_split, similarities
@@ -251,19 +251,33 @@ def evaluate_groups(dataset: Dataset, emb: DatasetEmbeddings, files: dict[str, s
         differential[metric] = d
 
     nonmated_top = {name: top[~is_mated & (group[probe_id] == g)] for g, name in enumerate(ga.names)}
-    t_eq, t_groups = equitable_threshold(nonmated_top, target_fpir)
-    f_eq, f_groups = equitable_threshold(nonmated_top, floor_fpir)
-    t_eq, f_eq = ceil4(t_eq), ceil4(f_eq)
+    # The operating point comes from each group's fitted tail, not its single highest score (evaluation/tail.py).
+    # The threshold ships at the upper confidence bound (every group meets the target with 95 % confidence);
+    # the floor, a limit on configuration rather than an operating point, at its point estimate.
+    t_fit = tail.equitable_tail_threshold(nonmated_top, target_fpir)
+    f_fit = tail.equitable_tail_threshold(nonmated_top, floor_fpir)
+    t_fits, t_ci, f_ci = t_fit.per_group, t_fit.ci95, f_fit.ci95
+    t_groups = {g: t.upper for g, t in t_fits.items()}
+    f_groups = {g: t.value for g, t in f_fit.per_group.items()}
+    t_empirical, _ = equitable_threshold(nonmated_top, target_fpir)
+    t_eq, f_eq = ceil4(t_fit.upper), ceil4(f_fit.value)
     at_eq = {name: (int((s >= t_eq).sum()), len(s)) for name, s in nonmated_top.items()}
     tpir_eq = float((correct & is_mated & (top >= t_eq)).sum() / max(is_mated.sum(), 1))
     calibration = {
         "target_fpir": target_fpir,
         "threshold": t_eq,
+        "threshold_point": round(t_fit.value, 4),
+        "threshold_ci95": [round(t_ci[0], 4), round(t_ci[1], 4)],
+        "estimator": tail.ESTIMATOR,
+        "empirical_threshold": ceil4(t_empirical),
         "floor_fpir": floor_fpir,
         "floor": f_eq,
+        "floor_ci95": [round(f_ci[0], 4), round(f_ci[1], 4)],
         "threshold_per_group": {g: round(t, 4) for g, t in t_groups.items()},
+        "threshold_per_group_empirical": {g: round(t.empirical, 4) for g, t in t_fits.items()},
+        "tail_per_group": {g: tail.summary(t) for g, t in t_fits.items()},
         "floor_per_group": {g: round(t, 4) for g, t in f_groups.items()},
-        "binding_group": max(t_groups, key=t_groups.get),
+        "binding_group": max(t_fits, key=lambda g: t_fits[g].value),
         "fpir_per_group": {g: {"false_alarms": c, "probes": n, "value": round(c / n, 6) if n else None}
                            for g, (c, n) in at_eq.items()},
         "fpir_differential": bootstrap.differential(at_eq),

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from appliance.evaluation import false_alerts, metrics
+from appliance.evaluation import false_alerts, metrics, tail
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
 from appliance.evaluation.groups import evaluate_groups
 from appliance.evaluation.lfw import Dataset
@@ -100,8 +100,10 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
     result["all_pairs"] = {"genuine": len(comps.genuine), "impostor": len(comps.impostor),
                            "threshold_at_far": far_thresholds}
     os_scores, gallery_size = open_set(dataset, emb)
-    calibrated = metrics.threshold_for_fpir(os_scores, TARGET_FPIR)
-    floor = metrics.threshold_for_fpir(os_scores, FLOOR_FPIR)
+    # The operating point from the fitted tail of the non-mated scores, not one extreme face (tail.py).
+    calibrated_fit = tail.tail_threshold(os_scores.nonmated_top_score, TARGET_FPIR)
+    calibrated = calibrated_fit.upper  # the one-sided 95 % bound ships; the point estimate is reported beside it
+    floor = tail.tail_threshold(os_scores.nonmated_top_score, FLOOR_FPIR).value
     result["open_set"] = {
         "gallery_size": gallery_size,
         "mated_probes": len(os_scores.mated_top_score),
@@ -118,6 +120,10 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
     result["calibration"] = {
         "target_fpir": TARGET_FPIR,
         "threshold": ceil4(calibrated),
+        "threshold_point": round(calibrated_fit.value, 4),
+        "threshold_ci95": [round(calibrated_fit.ci95[0], 4), round(calibrated_fit.ci95[1], 4)],
+        "estimator": tail.ESTIMATOR,
+        "empirical_threshold": ceil4(calibrated_fit.empirical),
         "floor_fpir": FLOOR_FPIR,
         "floor": ceil4(floor),
     }
@@ -129,7 +135,11 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
             "method": "equitable: every group's FPIR at or below the target",
             "pooled_threshold": result["calibration"]["threshold"],
             "pooled_floor": result["calibration"]["floor"],
+            "pooled_threshold_ci95": result["calibration"]["threshold_ci95"],
             "threshold": eq["threshold"],
+            "threshold_point": eq["threshold_point"],
+            "threshold_ci95": eq["threshold_ci95"],
+            "empirical_threshold": eq["empirical_threshold"],
             "floor": eq["floor"],
         })
     else:
@@ -147,11 +157,19 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
     return result, raw
 
 
-def manifest_calibration(result: dict, dataset_name: str, command: str) -> dict:
-    """The [calibration] table `--calibrate` writes into the manifest: the operating point and its evidence."""
+def manifest_calibration(result: dict, dataset_name: str, command: str, pipeline: dict | None = None) -> dict:
+    """The [calibration] table `--calibrate` writes into the manifest: the operating point and its evidence.
+
+    `pipeline` is the fingerprint of what measured it (vision/fingerprint.py): the daemon and the self-test
+    compare it with what they run.
+    """
     cal = result["calibration"]
     evidence = {
         "method": cal["method"],
+        "estimator": cal["estimator"],
+        "threshold_point": cal["threshold_point"],
+        "threshold_ci95": cal["threshold_ci95"],
+        "empirical_threshold": cal["empirical_threshold"],
         "dataset": dataset_name,
         "images": result["images"],
         "no_face": result["no_face"],
@@ -177,13 +195,17 @@ def manifest_calibration(result: dict, dataset_name: str, command: str) -> dict:
             name: {"identities": result["groups"]["per_group"][name]["identities"],
                    "images": result["groups"]["per_group"][name]["images"],
                    "non_mated_probes": fp["probes"], "false_alarms_at_threshold": fp["false_alarms"],
-                   "threshold_alone": g["threshold_per_group"][name]}
+                   "threshold_alone": g["threshold_per_group"][name],
+                   "threshold_alone_ci95": g["tail_per_group"][name]["ci95"],
+                   "threshold_alone_empirical": g["threshold_per_group_empirical"][name]}
             for name, fp in g["fpir_per_group"].items()
         }
         evidence["binding_group"] = g["binding_group"]
         d = g["fpir_differential"]
         evidence["fpir_differential"] = {"ratio": d["ratio"] if d["ratio"] is not None else "undefined (a group has 0)",
                                          "ratio_smoothed": d["ratio_smoothed"]}
+    if pipeline:
+        evidence["pipeline"] = pipeline
     evidence = {k: v for k, v in evidence.items() if v is not None}  # TOML has no null
     return {"threshold": cal["threshold"], "floor": cal["floor"], "target_fpir": cal["target_fpir"],
             "evidence": evidence}

@@ -32,7 +32,8 @@ class StatusReporter:
         self.changed = threading.Event()
         self._fields: dict = {"state": "starting", "detail": None, "fps": None, "faces_seen": 0,
                               "faces_skipped_quality": None, "expected_false_alerts_per_face": None,
-                              "watchlist": None, "model_id": None, "threshold": None, "deployment_id": None}
+                              "watchlist": None, "model_id": None, "threshold": None, "deployment_id": None,
+                              "warnings": []}
 
     def update(self, **fields) -> None:
         """e.g. update(state="running", fps=24.8, faces_seen=1200, watchlist={"id":..,"version":..,
@@ -64,4 +65,5 @@ class StatusReporter:
             "threshold": f["threshold"], "deployment_id": f["deployment_id"],
             "link": link or {"state": "down", "since": None, "reconnects": 0},
             "outbox_backlog": self.store.outbox_backlog() if self.store is not None else 0,
+            **({"warnings": list(f["warnings"])} if f["warnings"] else {}),
         }, STATUS_SCHEMA)

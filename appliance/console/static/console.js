@@ -355,6 +355,7 @@
     const dep = s.deployment;
     lastStatus = s;
     renderDeployment(s);
+    renderWarnings(s.warnings || []);
     if (dep) {
       const end = dep.planned_end ? " · ends " + clock(dep.planned_end).slice(0, 5) : "";
       const matching = s.matching === false ? " · NOT matching" : "";
@@ -399,6 +400,16 @@
     const rate = s.expected_false_alert_rate;
     $("r-expected").textContent = rate ? "1 in " + Math.round(1 / rate).toLocaleString() : "–";
     $("r-expected-src").textContent = rate ? "per face seen · " + (s.expected_rate_source || "from the evaluation") : "not calibrated";
+  }
+
+  // A van whose pipeline is not the one its threshold was calibrated on says so on every page: the scores may
+  // not mean what the threshold assumes. The officer still decides every alert; the technician must act.
+  function renderWarnings(warnings) {
+    const box = $("pipeline-warning");
+    box.hidden = warnings.length === 0;
+    box.textContent = warnings.length
+      ? "⚠ Check with the technician: " + warnings.join(" · ") + ". Alerts still need your decision as always."
+      : "";
   }
 
   // -- starting and ending a deployment (the logged-in officer authorises) ------------------------------

@@ -1,0 +1,78 @@
+"""The tail estimator of the threshold: right on a known tail, stable where the order statistic jumps."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from appliance.evaluation import metrics, tail
+
+
+def _scores(n: int, seed: int = 1) -> np.ndarray:
+    """Non-mated top scores with an exponential upper tail of scale 0.03 above 0.35 (a known truth)."""
+    rng = np.random.default_rng(seed)
+    return 0.35 + rng.exponential(0.03, n) - 0.1 * (rng.random(n) < 0.5)
+
+
+def test_recovers_a_known_quantile_within_its_interval():
+    s = _scores(20000)
+    est = tail.tail_threshold(s, 1e-3, resamples=200)
+    truth = 0.35 + 0.03 * math.log(0.5 / 1e-3)  # half the scores carry the exponential tail
+    assert est.method == "tail"
+    assert est.ci95[0] <= truth <= est.ci95[1]
+    assert est.value == pytest.approx(truth, abs=0.01)
+
+
+def test_one_face_moves_the_empirical_threshold_but_hardly_the_tail():
+    s = _scores(464)  # the size of LFW's smaller gender group: FPIR 1e-3 allows no false alarm at all
+    moved = s.copy()
+    moved[np.argmax(moved)] += 0.05  # one face scores higher in another build
+    assert metrics.threshold_at_rate(moved, 1e-3) - metrics.threshold_at_rate(s, 1e-3) == pytest.approx(0.05, abs=1e-6)
+    shift = tail.tail_threshold(moved, 1e-3, resamples=0).value - tail.tail_threshold(s, 1e-3, resamples=0).value
+    assert 0 < shift < 0.05 / 10
+
+
+def test_small_numeric_noise_moves_it_by_about_the_noise():
+    s = _scores(464)
+    noisy = s + np.random.default_rng(7).normal(0, 0.002, len(s))
+    a = tail.tail_threshold(s, 1e-3, resamples=0).value
+    b = tail.tail_threshold(noisy, 1e-3, resamples=0).value
+    assert abs(a - b) < 0.006
+
+
+def test_interval_brackets_the_value_and_is_reproducible():
+    s = _scores(500)
+    a = tail.tail_threshold(s, 1e-3, resamples=300)
+    b = tail.tail_threshold(s, 1e-3, resamples=300)
+    assert a.ci95[0] <= a.value <= a.upper <= a.ci95[1] and a.ci95 == b.ci95
+    assert a.ci95[1] - a.ci95[0] > 0
+
+
+def test_probes_without_a_face_count_in_the_rate():
+    s = _scores(400)
+    with_missing = np.concatenate([s, np.full(100, -np.inf)])
+    assert tail.tail_threshold(with_missing, 1e-3, resamples=0).value < tail.tail_threshold(s, 1e-3, resamples=0).value
+
+
+def test_too_few_scores_fall_back_to_the_order_statistic():
+    s = _scores(20)
+    est = tail.tail_threshold(s, 1e-3, resamples=0)
+    assert est.method == "empirical" and est.value == est.empirical
+
+
+def test_a_rate_inside_the_data_needs_no_extrapolation():
+    s = _scores(1000)
+    est = tail.tail_threshold(s, 0.2, resamples=0)
+    assert est.method == "empirical"
+
+
+def test_equitable_rule_takes_the_strictest_group():
+    groups = {"a": _scores(464, 1), "b": _scores(1400, 2) - 0.05}
+    eq = tail.equitable_tail_threshold(groups, 1e-3, resamples=200)
+    value, per_group = eq.value, eq.per_group
+    assert value == max(t.value for t in per_group.values()) == per_group["a"].value
+    assert eq.ci95[0] <= value <= eq.upper <= eq.ci95[1]
+    predicted = tail.predicted_rate(per_group["a"], value)
+    assert predicted == pytest.approx(1e-3, rel=1e-6)
