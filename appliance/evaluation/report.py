@@ -104,8 +104,11 @@ def write_report(result: dict, raw: dict, data_root: Path, out: Path, command: s
         f"FPIR {o['fpir_at_threshold'] * 100:.3f}% (rank-1 {o['rank1'] * 100:.2f}%).",
         "",
         f"Calibrated: threshold {result['calibration']['threshold']:.4f} for FPIR ≤ "
-        f"{result['calibration']['target_fpir']}; floor {result['calibration']['floor']:.4f} (FPIR ≤ "
-        f"{result['calibration']['floor_fpir']}).",
+        f"{result['calibration']['target_fpir']} (point estimate {result['calibration']['threshold_point']:.4f}, "
+        f"95% interval [{result['calibration']['threshold_ci95'][0]:.4f}, "
+        f"{result['calibration']['threshold_ci95'][1]:.4f}]; the single-highest-score estimate would be "
+        f"{result['calibration']['empirical_threshold']:.4f}); floor {result['calibration']['floor']:.4f} "
+        f"(FPIR ≤ {result['calibration']['floor_fpir']}). Estimator: {result['calibration']['estimator']}.",
         "",
         "FPIR is the share of people *not* on the watchlist whose best score reaches the threshold: each such",
         "person would raise a false alert for an officer to review. TPIR is the share of watchlisted people",
@@ -254,9 +257,12 @@ def groups_section(result: dict, raw: dict, out: Path) -> list[str]:
     c = g["calibration"]
     lines += [
         "",
-        f"Equitable threshold (every group's FPIR ≤ {c['target_fpir']}): **{c['threshold']:.4f}** "
-        f"(per group alone: {c['threshold_per_group']}; binding: {c['binding_group']}); floor {c['floor']:.4f} "
-        f"(FPIR ≤ {c['floor_fpir']}); pooled TPIR there {_pct(c['tpir'])}.",
+        f"Equitable threshold (every group's FPIR ≤ {c['target_fpir']}, one-sided 95% bound of the tail "
+        f"estimate): **{c['threshold']:.4f}** (point {c['threshold_point']:.4f}, 95% interval "
+        f"[{c['threshold_ci95'][0]:.4f}, {c['threshold_ci95'][1]:.4f}]; per group alone: "
+        f"{c['threshold_per_group']}; from the single highest score: {c['threshold_per_group_empirical']}; "
+        f"binding: {c['binding_group']}); floor {c['floor']:.4f} (FPIR ≤ {c['floor_fpir']}); pooled TPIR there "
+        f"{_pct(c['tpir'])}.",
         "",
         *[f"![{p}]({p})" for p in _group_plots(g, raw["groups"], out)],
     ]

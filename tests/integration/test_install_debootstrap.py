@@ -213,7 +213,7 @@ def test_install_in_a_debootstrap_root(root, tmp_path):
     print("\n" + "\n".join(f"{c['status']:4} {c['name']:13} {c['reason']}" for c in doc["checks"]))
     assert set(doc["failed"]) == {"camera", "broker"}, doc["failed"]
     assert r.returncode == 1
-    for name in ("models", "interpreter", "database_key", "clock", "disk"):
+    for name in ("models", "interpreter", "pipeline", "database_key", "clock", "disk"):
         assert status[name]["status"] == "pass", status[name]
     assert status["watchlist"]["status"] == "skip"
 

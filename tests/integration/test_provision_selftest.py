@@ -193,7 +193,7 @@ def test_provision_then_selftest_passes_everything_but_pi_hardware(
     status = {c["name"]: c for c in doc["checks"]}
     with capsys.disabled():
         print("\n" + "\n".join(f"{c['status']:4} {c['name']:13} {c['reason']}" for c in doc["checks"]))
-    for name in ("camera", "models", "interpreter", "database_key", "broker", "clock", "disk"):
+    for name in ("camera", "models", "interpreter", "pipeline", "database_key", "broker", "clock", "disk"):
         assert status[name]["status"] == "pass", status[name]
     assert status["watchlist"]["status"] == "skip"  # none received yet
     assert status["temperature"]["status"] in ("pass", "skip")  # no thermal zones in a VM

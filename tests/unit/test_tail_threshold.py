@@ -31,7 +31,7 @@ def test_one_face_moves_the_empirical_threshold_but_hardly_the_tail():
     moved[np.argmax(moved)] += 0.05  # one face scores higher in another build
     assert metrics.threshold_at_rate(moved, 1e-3) - metrics.threshold_at_rate(s, 1e-3) == pytest.approx(0.05, abs=1e-6)
     shift = tail.tail_threshold(moved, 1e-3, resamples=0).value - tail.tail_threshold(s, 1e-3, resamples=0).value
-    assert 0 < shift < 0.05 / 10
+    assert 0 < shift < 0.05 / 10  # one of the top third of the scores: it pulls, but not alone
 
 
 def test_small_numeric_noise_moves_it_by_about_the_noise():
@@ -74,5 +74,3 @@ def test_equitable_rule_takes_the_strictest_group():
     value, per_group = eq.value, eq.per_group
     assert value == max(t.value for t in per_group.values()) == per_group["a"].value
     assert eq.ci95[0] <= value <= eq.upper <= eq.ci95[1]
-    predicted = tail.predicted_rate(per_group["a"], value)
-    assert predicted == pytest.approx(1e-3, rel=1e-6)
