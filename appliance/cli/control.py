@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     lp.add_argument("--db-keys", type=Path, metavar="DIR",
                     help="encrypt the database with SQLCipher, key file in DIR (created on first use); "
                     "default: plain SQLite")
+    lp.add_argument("--signing-key", type=Path, metavar="FILE",
+                    help="the control room's Ed25519 private key (the one vans pin): receipts are signed "
+                    "(lfr.receipt/2). Without it receipts are unsigned (lfr.receipt/1) and a van with a pinned key "
+                    "ignores them")
     lp.add_argument("--no-receipts", action="store_true",
                     help="do not send receipts (another receiver instance confirms to the vans)")
     lp.set_defaults(func=run_listen)
@@ -52,11 +56,19 @@ def run_listen(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    receiver = ControlReceiver(settings, store, out=out, receipts=not args.no_receipts)
+    signing_key = None
+    if args.signing_key is not None:
+        from appliance.keys.keypairs import load_signing_key
+
+        signing_key = load_signing_key(args.signing_key)
+    receiver = ControlReceiver(settings, store, out=out, receipts=not args.no_receipts, signing_key=signing_key)
     try:
         receiver.start()
         print(f"listening on {args.broker} for lfr/v1/devices/+/#, storing into {args.db}", file=sys.stderr,
               flush=True)
+        if signing_key is None and not args.no_receipts:
+            print("warning: no --signing-key: receipts go out unsigned (lfr.receipt/1); vans with a pinned "
+                  "control-room key ignore them", file=sys.stderr, flush=True)
         stop.wait()
     finally:
         receiver.stop()

@@ -25,16 +25,19 @@ import logging
 import threading
 import time
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from appliance.errors import SyncError
 from appliance.events.models import utc_now_iso
-from appliance.events.schemas import payload_error
+from appliance.events.receipts import RECEIPT_V2, ReceiptRefused, check_receipt
 from appliance.events.status import StatusReporter, offline_payload
 from appliance.events.store import EventStore
+from appliance.keys.keypairs import load_verify_key
 from appliance.sync import topics
 from appliance.sync.mqtt import MqttConnection, MqttSettings
+from appliance.sync.payloads import PayloadError, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,8 @@ PROP_STREAM = "lfr-stream"    # the events database's random stream id
 PROP_SEQ = "lfr-seq"          # the outbox row id: increasing, no gaps, per stream
 PROP_BASE = "lfr-base"        # every row <= base is already confirmed by a receipt
 PROP_RECEIPTS = "lfr-receipts"  # "1": the device waits for receipts and re-sends; the receiver keeps order
-RECEIPT_SCHEMA = "lfr.receipt/1"
+RECEIPT_SCHEMA = RECEIPT_V2
+MAX_RECEIPT_BYTES = 4096  # a signed receipt is ~330 bytes
 GAP_REPEAT_S = 3.0  # gap receipts for the same position within this long are one gap (messages in flight)
 MAX_RECEIPT_BACKOFF_S = 600.0  # with no receiver at all, re-send the unconfirmed backlog at most this rarely
 
@@ -67,7 +71,11 @@ class OutboxPublisher:
         status_interval_s: float = 30.0,
         max_inflight: int = 20,
         retry_max_s: float = 30.0,
+        verify_key: Ed25519PublicKey | None = None,
     ):
+        """verify_key: the control room's pinned Ed25519 key. With it, only signed receipts (lfr.receipt/2) are
+        believed; without it (a stand-in van, a third-party control room), unsigned ones are too. Either way a
+        receipt never confirms beyond what this van has published."""
         self.store = store
         self.device_id = device_id
         self.settings = settings
@@ -78,6 +86,9 @@ class OutboxPublisher:
         self.max_inflight = max_inflight
         self.retry_max_s = retry_max_s
         self.stream_id = store.stream_id()
+        self.verify_key = verify_key
+        self.receipts_refused = 0  # receipts not believed (forged, another van's, beyond what was published)
+        self._published_upto = store.published_upto()
         self.conn: MqttConnection | None = None
         self.published = 0  # publishes (including re-sends), for tests and the log
         self.go_backs = 0
@@ -100,8 +111,14 @@ class OutboxPublisher:
         device = config.device.id
         settings = MqttSettings.from_config(config.mqtt, client_id=f"{device}-events")
         e = config.events
+        from appliance.watchlist.device import control_room_key_path
+
+        key_path = control_room_key_path(config)
+        verify_key = load_verify_key(key_path) if key_path.exists() else None
+        if verify_key is None and e.receipts:
+            log.warning("events: no pinned control-room key at %s: receipts are believed unsigned", key_path)
         return cls(store, settings, device, status=status, receipts=e.receipts, receipt_timeout_s=e.receipt_timeout_s,
-                   status_interval_s=e.status_interval_s, max_inflight=e.max_inflight)
+                   status_interval_s=e.status_interval_s, max_inflight=e.max_inflight, verify_key=verify_key)
 
     # -- public -------------------------------------------------------------------------------------------
     def start(self) -> OutboxPublisher:
@@ -153,16 +170,19 @@ class OutboxPublisher:
         self._wake.set()
 
     def _on_message(self, message) -> None:
+        # paho's thread: parse (bounded) and queue; the publisher thread checks it against what it published.
         try:
-            r = json.loads(message.payload)
-        except (ValueError, TypeError):
-            r = None
-        err = payload_error(r, RECEIPT_SCHEMA)
-        if err:
-            log.warning("ignored a malformed receipt on %s: %s", message.topic, err)
+            r = parse_json(message.payload, max_bytes=MAX_RECEIPT_BYTES, max_depth=2, what="receipt")
+        except PayloadError as e:
+            self._refuse_receipt(str(e))
             return
         self._receipts.append(r)
         self._wake.set()
+
+    def _refuse_receipt(self, why: str) -> None:
+        self.receipts_refused += 1
+        if self.receipts_refused <= 20 or self.receipts_refused % 1000 == 0:  # a flood must not flood the log
+            log.warning("events: receipt ignored (%d so far): %s", self.receipts_refused, why)
 
     # -- the thread ---------------------------------------------------------------------------------------
     def _connect(self) -> MqttConnection:
@@ -232,16 +252,21 @@ class OutboxPublisher:
                 self.store.mark_sent(acked)
             # Receipts -> received; a gap the receiver reports -> go back once per gap.
             while self._receipts:
-                r = self._receipts.popleft()
-                if r.get("stream_id") != self.stream_id:
+                try:
+                    checked = check_receipt(self._receipts.popleft(), self.verify_key, device_id=self.device_id,
+                                            stream_id=self.stream_id, published_upto=self._published_upto)
+                except ReceiptRefused as e:
+                    self._refuse_receipt(str(e))
                     continue
-                upto = int(r["upto"])
+                if checked is None:  # another stream of this van (an events database from before a re-provision)
+                    continue
+                upto, is_gap = checked
                 if upto > received:
                     self.store.mark_received(upto)
                     received = upto
                     last_progress = now
                     rto = self.receipt_timeout_s
-                if r.get("gap") and cursor > upto and (gap_handled is None or gap_handled[0] != upto
+                if is_gap and cursor > upto and (gap_handled is None or gap_handled[0] != upto
                                                         or now - gap_handled[1] > GAP_REPEAT_S):
                     gap_handled = (upto, now)
                     cursor = self._go_back(f"the receiver reported a gap after {upto}")
@@ -291,6 +316,7 @@ class OutboxPublisher:
             log.warning("events: %s", e)
             return None
         self.published += 1
+        self._published_upto = max(self._published_upto, row["id"])
         return d.info.mid
 
     def _publish_status(self) -> None:

@@ -18,7 +18,8 @@ SCHEMAS = {
     "lfr.decision/1": "decision",
     "lfr.status/1": "status",
     "lfr.deployment/1": "deployment",
-    "lfr.receipt/1": "receipt",
+    "lfr.receipt/2": "receipt",  # signed by the control room (appliance/events/receipts.py)
+    "lfr.receipt/1": "receipt_v1",  # frozen: unsigned
 }
 # What a receiver accepts on each topic: the current version first, then the older ones still valid.
 TOPIC_KIND: dict[str, tuple[str, ...]] = {

@@ -12,6 +12,7 @@ subscriptions and the QoS 1 messages queued while we were away.
 
 from __future__ import annotations
 
+import collections
 import logging
 import ssl
 import threading
@@ -29,6 +30,13 @@ from appliance.errors import KeyMaterialError, SyncError
 from appliance.keys.files import check_private
 
 log = logging.getLogger(__name__)
+DEAD_LETTERS_KEPT = 100
+
+
+class RetryLater(Exception):
+    """Raised by an on_message handler for a transient failure (e.g. the disk is full): the message is not
+    acknowledged, so the broker delivers it again after the next reconnect. Any other exception dead-letters
+    the message: it is acknowledged, counted and logged in one line, and never blocks the ones after it."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,8 @@ class MqttConnection:
         self._suback_event = threading.Condition()
         self._puback: dict[int, object] = {}
         self.session_present = False
+        self.dead_letters = 0  # messages a handler failed on: acknowledged, logged, never retried
+        self.last_dead_letters: collections.deque[tuple[str, str]] = collections.deque(maxlen=DEAD_LETTERS_KEPT)
         # ack_after_handling: a QoS 1 message is PUBACKed only once on_message returned without an error
         # (e.g. the chunk is on disk); otherwise the broker redelivers it after the next reconnect.
         self._manual_ack = ack_after_handling
@@ -186,9 +196,17 @@ class MqttConnection:
             return
         try:
             self._on_message(message)
-        except Exception:  # never let one message kill paho's network thread
-            log.exception("error handling a message on %s (not acknowledged)", message.topic)
+        except RetryLater as e:
+            log.warning("message on %s not acknowledged, the broker will deliver it again: %s", message.topic, e)
             return
+        except BaseException as e:
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            self.dead_letters += 1
+            reason = f"{type(e).__name__}: {str(e)[:200]}"
+            self.last_dead_letters.append((message.topic, reason))
+            log.error("dead-lettered a message on %s (%d bytes): %s", message.topic, len(message.payload or b""),
+                      reason)
         if self._manual_ack and message.qos > 0:
             client.ack(message.mid, message.qos)
 
