@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from test_commands_mqtt import CONTROL, Van
 
-from appliance.commands.sender import CommandSender
 from appliance.commands.signing import build_command, sign_command
 from appliance.control.receiver import ControlReceiver
 from appliance.control.store import ControlStore, open_control_db
@@ -212,7 +211,7 @@ def test_the_spool_drops_a_transfer_that_exceeds_its_declared_size(tmp_path, tls
     """Chunks whose data add up to more than the declared total: the transfer is dropped, not kept 48 hours."""
     path = _build(tmp_path, "big", 1)
     tid = bytes.fromhex("cd" * 16)
-    count, chunks = split(path, 4096, tid)
+    _, chunks = split(path, 4096, tid)
     chunks = list(chunks)
     # Declare a third of the real size: the chunks' bytes pass it.
     lying = [Chunk(c.transfer_id, c.index, c.count, c.total // 3, c.sha256, c.data) for c in chunks]
