@@ -58,6 +58,21 @@ def receipts_topic(device: str) -> str:
     return topics.receipts(device)
 
 
+def _will(device: str) -> tuple[str, str, int, bool]:
+    return topics.status(device), json.dumps(offline_payload(device, "connection lost (last will)")), 1, True
+
+
+def van_connection(config) -> MqttConnection:
+    """The van's one MQTT connection (client id = device id = its certificate's CN), shared by the outbox
+    publisher, the watchlist sync and the command listener. The broker replaces any client id with the
+    certificate's CN (use_username_as_clientid), so one van has one session and no other certificate can take
+    it over; a second connection of the same van would only displace the first. Messages are acknowledged
+    after their handler returns (a bundle chunk only once it is on disk). Its last will is the retained
+    'offline' status."""
+    settings = MqttSettings.from_config(config.mqtt, client_id=config.device.id)
+    return MqttConnection(settings, ack_after_handling=True, will=_will(config.device.id))
+
+
 class OutboxPublisher:
     def __init__(
         self,
@@ -72,6 +87,7 @@ class OutboxPublisher:
         max_inflight: int = 20,
         retry_max_s: float = 30.0,
         verify_key: Ed25519PublicKey | None = None,
+        conn: MqttConnection | None = None,
     ):
         """verify_key: the control room's pinned Ed25519 key. With it, only signed receipts (lfr.receipt/2) are
         believed; without it (a stand-in van, a third-party control room), unsigned ones are too. Either way a
@@ -103,13 +119,24 @@ class OutboxPublisher:
         self._ever_up = False
         self._thread = threading.Thread(target=self._run, name="outbox-publisher", daemon=True)
         self._unsubscribe = store.subscribe(self._on_store_event)
+        # conn: the van's shared connection (van_connection; the daemon connects and closes it).
+        self._shared = conn
+        if conn is not None:
+            if receipts:
+                conn.attach(receipts_topic(device_id), self._on_message)
+            conn.add_publish_listener(self._on_publish)
+            conn.add_link_listener(self._on_link)
+            if conn.connected:
+                self._on_link(True, conn.session_present)
 
     @classmethod
-    def from_config(cls, config, store: EventStore, status: StatusReporter | None = None) -> OutboxPublisher:
-        """The daemon's publisher: [mqtt] for the broker, [events] for receipts and intervals. Its client id is
-        "<device>-events" so it never displaces the watchlist sync's connection."""
+    def from_config(cls, config, store: EventStore, status: StatusReporter | None = None,
+                    conn: MqttConnection | None = None) -> OutboxPublisher:
+        """The daemon's publisher: [mqtt] for the broker, [events] for receipts and intervals. With `conn` (the
+        daemon's van_connection) it shares the van's one connection; otherwise it owns one, client id the
+        device id."""
         device = config.device.id
-        settings = MqttSettings.from_config(config.mqtt, client_id=f"{device}-events")
+        settings = MqttSettings.from_config(config.mqtt, client_id=device)
         e = config.events
         from appliance.watchlist.device import control_room_key_path
 
@@ -118,7 +145,8 @@ class OutboxPublisher:
         if verify_key is None and e.receipts:
             log.warning("events: no pinned control-room key at %s: receipts are believed unsigned", key_path)
         return cls(store, settings, device, status=status, receipts=e.receipts, receipt_timeout_s=e.receipt_timeout_s,
-                   status_interval_s=e.status_interval_s, max_inflight=e.max_inflight, verify_key=verify_key)
+                   status_interval_s=e.status_interval_s, max_inflight=e.max_inflight, verify_key=verify_key,
+                   conn=conn)
 
     # -- public -------------------------------------------------------------------------------------------
     def start(self) -> OutboxPublisher:
@@ -186,8 +214,9 @@ class OutboxPublisher:
 
     # -- the thread ---------------------------------------------------------------------------------------
     def _connect(self) -> MqttConnection:
-        will = (topics.status(self.device_id),
-                json.dumps(offline_payload(self.device_id, "connection lost (last will)")), 1, True)
+        if self._shared is not None:
+            return self._shared
+        will = _will(self.device_id)
         subs = [(receipts_topic(self.device_id), 1)] if self.receipts else []
         conn = MqttConnection(self.settings, on_message=self._on_message, subscriptions=subs,
                               on_publish=self._on_publish, on_link=self._on_link, will=will)
@@ -340,4 +369,5 @@ class OutboxPublisher:
                 except SyncError as e:
                     log.warning("events: offline status not confirmed: %s", e)
         finally:
-            conn.close()
+            if self._shared is None:
+                conn.close()

@@ -106,8 +106,9 @@ class MqttConnection:
         self.settings = settings
         self.subscriptions = list(subscriptions)
         self._on_message = on_message
-        self._on_publish = on_publish
-        self._on_link = on_link
+        self._routes: list[tuple[str, Callable[[mqtt.MQTTMessage], None]]] = []
+        self._publish_listeners = [on_publish] if on_publish is not None else []
+        self._link_listeners = [on_link] if on_link is not None else []
         self._clean_start = clean_start
         self._connected = threading.Event()
         self._connack_event = threading.Event()  # the first connect attempt has an outcome
@@ -183,19 +184,26 @@ class MqttConnection:
         self._link(False)
 
     def _link(self, up: bool) -> None:
-        if self._on_link is not None:
+        for listener in list(self._link_listeners):
             try:
-                self._on_link(up, self.session_present if up else False)
+                listener(up, self.session_present if up else False)
             except Exception:
                 log.exception("error in the MQTT link callback")
 
+    def _handler_for(self, topic: str) -> Callable[[mqtt.MQTTMessage], None] | None:
+        for pattern, handler in self._routes:
+            if mqtt.topic_matches_sub(pattern, topic):
+                return handler
+        return self._on_message
+
     def _handle_message(self, client, userdata, message) -> None:
-        if self._on_message is None:
+        handler = self._handler_for(message.topic)
+        if handler is None:
             if self._manual_ack and message.qos > 0:
                 client.ack(message.mid, message.qos)
             return
         try:
-            self._on_message(message)
+            handler(message)
         except RetryLater as e:
             log.warning("message on %s not acknowledged, the broker will deliver it again: %s", message.topic, e)
             return
@@ -217,14 +225,50 @@ class MqttConnection:
 
     def _handle_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._puback[mid] = reason_code
-        if self._on_publish is not None:
+        for listener in list(self._publish_listeners):
             try:
-                self._on_publish(mid, reason_code)
+                listener(mid, reason_code)
             except Exception:
                 log.exception("error in the MQTT publish callback")
         if len(self._puback) > 10000:  # bounded: only recent reasons are asked for
             for k in list(self._puback)[:5000]:
                 self._puback.pop(k, None)
+
+    # -- sharing one connection (a van has one: the broker binds its client id to its certificate) ------
+    def attach(self, topic: str, handler: Callable[[mqtt.MQTTMessage], None], qos: int = 1) -> None:
+        """Route messages on `topic` (a filter) to `handler`, and subscribe to it on every connect."""
+        self._routes.append((topic, handler))
+        if (topic, qos) not in self.subscriptions:
+            self.subscriptions.append((topic, qos))
+        if self.connected:
+            self.client.subscribe(topic, qos=qos)
+
+    def add_publish_listener(self, listener: Callable[[int, object], None]) -> None:
+        self._publish_listeners.append(listener)
+
+    def add_link_listener(self, listener: Callable[[bool, bool], None]) -> None:
+        self._link_listeners.append(listener)
+
+    def connect_in_background(self, stop: threading.Event, *, timeout: float = 15.0, retry_max_s: float = 30.0,
+                              name: str = "mqtt-connect") -> None:
+        """Connect now if the broker answers; otherwise keep trying in a thread until `stop` is set (a van
+        starts without a broker). After the first CONNACK paho reconnects by itself."""
+        try:
+            self.connect(timeout)
+            return
+        except SyncError as e:
+            log.warning("MQTT: %s; retrying in the background", e)
+
+        def retry() -> None:
+            backoff = 1.0
+            while not stop.wait(backoff):
+                try:
+                    self.connect(timeout)
+                    return
+                except SyncError:
+                    backoff = min(backoff * 2, retry_max_s)
+
+        threading.Thread(target=retry, name=name, daemon=True).start()
 
     # -- API --------------------------------------------------------------------------------------------
     def connect(self, timeout: float = 15.0) -> MqttConnection:

@@ -158,16 +158,24 @@ class WatchlistSyncService:
         *,
         max_bundle_bytes: int = 1024 << 20,
         stale_after_s: float = 48 * 3600,
+        conn: MqttConnection | None = None,
     ):
+        """conn: the van's one shared connection (the daemon connects and closes it); without it the service
+        owns a connection made from `settings`."""
         self.device_id = receiver.device_id
         self.receiver = receiver
         self.spool = Spool(spool_dir)
         self.max_bundle_bytes = max_bundle_bytes
         self.stale_after_s = stale_after_s
-        self.conn = MqttConnection(
-            settings, on_message=self._on_message, subscriptions=[(topics.watchlist_bundles(self.device_id), 1)],
-            ack_after_handling=True,  # a chunk is acknowledged only once it is on disk
-        )
+        self._shared = conn is not None
+        if conn is not None:  # shared connections acknowledge after handling too
+            conn.attach(topics.watchlist_bundles(self.device_id), self._on_message)
+            self.conn = conn
+        else:
+            self.conn = MqttConnection(
+                settings, on_message=self._on_message, subscriptions=[(topics.watchlist_bundles(self.device_id), 1)],
+                ack_after_handling=True,  # a chunk is acknowledged only once it is on disk
+            )
         self._work: queue.Queue[bytes | None] = queue.Queue()
         self._refused_size: set[bytes] = set()
         self._queued: set[bytes] = set()
@@ -184,13 +192,15 @@ class WatchlistSyncService:
         for tid in self.spool.transfers():  # finished before a crash or restart: apply now
             if self.spool.is_complete(tid):
                 self._enqueue(tid)
-        self.conn.connect()
+        if not self._shared:
+            self.conn.connect()
         return self
 
     def stop(self) -> None:
         self._work.put(None)
         self._worker.join(timeout=60)
-        self.conn.close()
+        if not self._shared:
+            self.conn.close()
 
     def wait_processed(self, n: int, timeout: float) -> bool:
         with self._done:

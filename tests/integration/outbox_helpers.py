@@ -97,7 +97,7 @@ def receiver(broker, db: Path, keys: Path | None = None, client_id: str | None =
     """signing_key: the control room's key the van pins (default: receipt_keys(broker))."""
     client_id = client_id or f"cr-{uuid.uuid4().hex[:8]}"  # a fresh persistent session per test
     signing_key = signing_key or receipt_keys(broker) / "control-room.ed25519.key"
-    args = [sys.executable, "-m", "appliance", "control", "listen", "--broker", broker.url, "--db", str(db),
+    args = [sys.executable, "-m", "appliance", "control", "listen", "--broker", broker.control_url, "--db", str(db),
             "--ca", str(broker.ca), "--cert", str(broker.cert("control-room")), "--key",
             str(broker.key("control-room")), "--client-id", client_id, "--signing-key", str(signing_key)]
     if keys is not None:
