@@ -11,6 +11,7 @@ non-finite numbers into a store.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 DEFAULT_MAX_BYTES = 256 * 1024
@@ -26,6 +27,13 @@ class PayloadError(ValueError):
 
 def _reject_constant(name: str):
     raise PayloadError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf: no store or schema should ever see it
+        raise PayloadError(f"{text[:20]} is not a JSON number in range")
+    return value
 
 
 def max_depth_of(raw: bytes, stop_above: int | None = None) -> int:
@@ -79,7 +87,7 @@ def parse_json(raw: bytes | str | None, *, max_bytes: int = DEFAULT_MAX_BYTES,
     except UnicodeDecodeError:
         raise PayloadError(f"{what} is not UTF-8 JSON (bad UTF-8)") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     except PayloadError:
         raise
     except (ValueError, RecursionError) as e:  # RecursionError: belt and braces, the depth check comes first
