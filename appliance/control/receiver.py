@@ -71,7 +71,8 @@ def _int(value: str | None) -> int | None:
 
 class ControlReceiver:
     def __init__(self, settings: MqttSettings, store: ControlStore, *, out: Callable[[str], None] = print,
-                 receipts: bool = True, signing_key: Ed25519PrivateKey | None = None):
+                 receipts: bool = True, signing_key: Ed25519PrivateKey | None = None,
+                 crop_days: float | None = 31.0):
         """signing_key: the control room's Ed25519 key (the one vans pin): receipts are signed (lfr.receipt/2).
         Without it they go out unsigned (lfr.receipt/1), which a van with a pinned key ignores."""
         self.settings = settings
@@ -79,6 +80,9 @@ class ControlReceiver:
         self.out = out
         self.receipts = receipts
         self.signing_key = signing_key
+        self.crop_days = crop_days  # crops older than this are purged (the van's retention.crop_days); None: kept
+        self._stop = threading.Event()
+        self._retention: threading.Thread | None = None
         self.conn: MqttConnection | None = None
         self.stats = {"stored": 0, "duplicates": 0, "gaps": 0, "rejected": 0, "status": 0, "acks": 0}
         self._last_state: dict[str, str] = {}
@@ -88,7 +92,28 @@ class ControlReceiver:
         self.conn = MqttConnection(self.settings, on_message=self.handle, subscriptions=[(SUBSCRIPTION, 1)],
                                    on_link=self._on_link)
         self.conn.connect(timeout)
+        if self.crop_days is not None:
+            self.purge_crops()
+            self._retention = threading.Thread(target=self._retention_loop, name="control-retention", daemon=True)
+            self._retention.start()
         return self
+
+    def purge_crops(self, now: datetime | None = None) -> int:
+        """Drop crops older than crop_days; one line when any went."""
+        if self.crop_days is None:
+            return 0
+        now = now or datetime.now(timezone.utc)
+        n = self.store.purge_crops(iso_ms(now - timedelta(days=self.crop_days)))
+        if n:
+            self.out(f"{utc_now_iso()} retention: {n} crop(s) older than {self.crop_days:g} days purged")
+        return n
+
+    def _retention_loop(self) -> None:
+        while not self._stop.wait(3600):
+            try:
+                self.purge_crops()
+            except Exception:  # the store failed: say so, try again next hour
+                log.exception("control: crop retention failed")
 
     def _on_link(self, up: bool, session_present: bool) -> None:
         """On every (re)connect, tell each recently active van where its stream stands (gap = true: publish
@@ -103,6 +128,7 @@ class ControlReceiver:
             self._send_receipt(device, stream, last, True)
 
     def stop(self) -> None:
+        self._stop.set()
         if self.conn is not None:
             self.conn.close()
 

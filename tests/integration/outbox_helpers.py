@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from appliance.control.store import ControlStore, open_control_db
+from appliance.control.store import ControlStore, default_keys_dir, open_control_db
 from appliance.events.store import EventStore
 from appliance.keys.keypairs import generate_control_room
 from appliance.storage import KeyFileProvider
@@ -123,7 +123,8 @@ def van_outbox(data: Path) -> list[dict]:
 
 
 def control_arrivals(db: Path, keys: Path | None, device: str) -> list[dict]:
-    store = ControlStore(open_control_db(db, KeyFileProvider(keys) if keys else None))
+    """keys None: the receiver's default key folder (appliance control listen encrypts by default)."""
+    store = ControlStore(open_control_db(db, KeyFileProvider(keys or default_keys_dir(db))))
     try:
         return store.arrivals(device)
     finally:

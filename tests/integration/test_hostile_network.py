@@ -231,3 +231,58 @@ def test_the_spool_drops_a_transfer_that_exceeds_its_declared_size(tmp_path, tls
         assert sync.wait_processed(1, 20) and sync.last_ack["status"] == "applied"
     finally:
         conn.close()
+
+
+# -- 5. the control room's store -------------------------------------------------------------------------------
+def test_control_listen_stores_encrypted_0600_and_purges_old_crops(tmp_path, tls_broker):
+    """`appliance control listen` encrypts its database by default (SQLCipher, key in <db>.keys/), every file it
+    writes is 0600, and crops older than --crop-days are purged while the alert stays."""
+    import os
+    import sqlite3
+    import stat
+    from datetime import datetime, timezone
+
+    from outbox_helpers import receiver
+
+    from appliance.control.store import default_keys_dir
+    from appliance.events.burst import synthetic_crop
+
+    db = tmp_path / "control.db"
+    rx = receiver(tls_broker, db)
+    van = MqttConnection(tls_broker.settings("van-01", "van-01"), clean_start=True).connect()
+    try:
+        alert = Alert(device_id="van-01", subject_id="S-1", category="wanted", score=0.7, threshold=0.5, track_id=1,
+                      model_id="m", watchlist_id="wl", watchlist_version=1, crop_jpeg=synthetic_crop(1))
+        van.publish(topics.alerts("van-01"), json.dumps(alert.to_payload()), qos=1).wait(10)
+        rx.wait_line(rf" alert {alert.event_id} ", 15)
+    finally:
+        van.close()
+        assert rx.terminate() == 0
+    with pytest.raises(sqlite3.DatabaseError):  # not readable as plain SQLite: encrypted at rest
+        sqlite3.connect(db).execute("SELECT count(*) FROM sqlite_master").fetchone()
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and (p.name.startswith("control.db") or
+                                                                     p.parent == default_keys_dir(db))]
+    assert written and all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in written), \
+        {p.name: oct(stat.S_IMODE(os.stat(p).st_mode)) for p in written}
+    store = ControlStore(open_control_db(db, KeyFileProvider(default_keys_dir(db))))
+    try:
+        assert store.db.conn.execute("SELECT crop_jpeg IS NOT NULL FROM alerts").fetchone()[0] == 1
+        later = datetime.now(timezone.utc) + timedelta(days=32)
+        assert ControlReceiver(None, store, out=lambda _: None).purge_crops(later) == 1
+        assert store.db.conn.execute("SELECT crop_jpeg IS NULL, subject_id FROM alerts").fetchone() == (1, "S-1")
+    finally:
+        store.close()
+
+
+def test_a_plain_control_store_is_0600_too(tmp_path):
+    import os
+    import stat
+
+    store = ControlStore(open_control_db(tmp_path / "plain.db"))
+    try:
+        store.set_status("van-01", {"time": "2026-01-01T00:00:00Z", "state": "running"}, "2026-01-01T00:00:00Z")
+        store.db.conn.commit()
+    finally:
+        store.close()
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("plain.db")]
+    assert files and all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in files)
