@@ -84,7 +84,7 @@ class ControlReceiver:
         self._stop = threading.Event()
         self._retention: threading.Thread | None = None
         self.conn: MqttConnection | None = None
-        self.stats = {"stored": 0, "duplicates": 0, "gaps": 0, "rejected": 0, "status": 0, "acks": 0}
+        self.stats = {"stored": 0, "duplicates": 0, "gaps": 0, "rejected": 0, "status": 0, "acks": 0, "heads": 0}
         self._last_state: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -186,6 +186,14 @@ class ControlReceiver:
                 err = "crop_jpeg_b64 is not a JPEG"
         if err:
             self._refuse(err, device, props, now)
+            return
+        if suffix == "audit/head":
+            with self.store.lock, write_transaction(self.store.db):
+                went_back = self.store.note_audit_head(device, payload, now)
+            self.stats["heads"] += 1
+            if went_back is not None:
+                self.out(f"{now} {device} WARNING audit log head went back from seq {went_back} to "
+                         f"{payload['seq']}: entries were removed or the log restored from an old copy")
             return
         if suffix == "status":
             with self.store.lock, write_transaction(self.store.db):

@@ -51,7 +51,15 @@ def _v1(db: sqlite_utils.Database) -> None:
         received_at TEXT NOT NULL)""")
 
 
-CONTROL_MIGRATIONS = Migrations("control-room", [Migration(1, "alerts, decisions, deployments, status", _v1)])
+def _v2(db: sqlite_utils.Database) -> None:
+    # The highest audit chain head seen per van (issue 12): a later export must reach it with the same hash.
+    db.conn.execute("""CREATE TABLE audit_heads (
+        device_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL, at TEXT NOT NULL, key_id TEXT NOT NULL,
+        sig TEXT NOT NULL, received_at TEXT NOT NULL)""")
+
+
+CONTROL_MIGRATIONS = Migrations("control-room", [Migration(1, "alerts, decisions, deployments, status", _v1),
+                                                 Migration(2, "audit chain heads", _v2)])
 
 
 def default_keys_dir(path: Path) -> Path:
@@ -136,6 +144,27 @@ class ControlStore:
             self.db.conn.execute("INSERT INTO arrivals (device_id, kind, event_id, seq, received_at) "
                                  "VALUES (?, ?, ?, ?, ?)", (device_id, kind, p["event_id"], seq, now))
         return bool(cur.rowcount)
+
+    def note_audit_head(self, device_id: str, head: dict, now: str) -> int | None:
+        """Keep the highest head seen for this van. Returns the previous highest seq when this head is *lower*
+        (the van's log went back: cut, or restored from an old copy), else None."""
+        row = self.db.conn.execute("SELECT seq FROM audit_heads WHERE device_id = ?", (device_id,)).fetchone()
+        if row is not None and head["seq"] < row[0]:
+            return int(row[0])
+        if row is None or head["seq"] > row[0]:
+            self.db.conn.execute(
+                "INSERT INTO audit_heads (device_id, seq, hash, at, key_id, sig, received_at) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT (device_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at = excluded.at, "
+                "key_id = excluded.key_id, sig = excluded.sig, received_at = excluded.received_at",
+                (device_id, head["seq"], head["hash"], head["at"], head["key_id"], head["sig"], now))
+        return None
+
+    def audit_head(self, device_id: str) -> dict | None:
+        cols = ("device_id", "seq", "hash", "at", "key_id", "sig", "received_at")
+        with self.lock:
+            row = self.db.conn.execute(f"SELECT {', '.join(cols)} FROM audit_heads WHERE device_id = ?",
+                                       (device_id,)).fetchone()
+        return None if row is None else dict(zip(cols, row, strict=True))
 
     def purge_crops(self, before: str) -> int:
         """Drop the crops of alerts received before `before` (ISO time): the van's retention, kept here too.

@@ -112,7 +112,8 @@ class Appliance:
         receiver = make_receiver(self.config, self.watchlist, on_applied=self._on_watchlist_applied)
         audit_watchlist_acks(receiver, self.safeguards.audit)  # every bundle applied or refused is audited
         self.sync = make_sync_service(self.config, receiver, conn=self.mqtt)
-        self.publisher = OutboxPublisher.from_config(self.config, self.events, status=self.status, conn=self.mqtt)
+        self.publisher = OutboxPublisher.from_config(self.config, self.events, status=self.status, conn=self.mqtt,
+                                                     audit_head=self.safeguards.audit.head_payload)
 
     def _build_console(self) -> None:
         from appliance.console.app import create_app

@@ -24,6 +24,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.packettypes import PacketTypes
@@ -88,6 +89,7 @@ class OutboxPublisher:
         retry_max_s: float = 30.0,
         verify_key: Ed25519PublicKey | None = None,
         conn: MqttConnection | None = None,
+        audit_head: Callable[[], dict | None] | None = None,
     ):
         """verify_key: the control room's pinned Ed25519 key. With it, only signed receipts (lfr.receipt/2) are
         believed; without it (a stand-in van, a third-party control room), unsigned ones are too. Either way a
@@ -103,6 +105,7 @@ class OutboxPublisher:
         self.retry_max_s = retry_max_s
         self.stream_id = store.stream_id()
         self.verify_key = verify_key
+        self.audit_head = audit_head  # the audit chain head, published (retained) with every status
         self.receipts_refused = 0  # receipts not believed (forged, another van's, beyond what was published)
         self._published_upto = store.published_upto()
         self.conn: MqttConnection | None = None
@@ -131,7 +134,8 @@ class OutboxPublisher:
 
     @classmethod
     def from_config(cls, config, store: EventStore, status: StatusReporter | None = None,
-                    conn: MqttConnection | None = None) -> OutboxPublisher:
+                    conn: MqttConnection | None = None,
+                    audit_head: Callable[[], dict | None] | None = None) -> OutboxPublisher:
         """The daemon's publisher: [mqtt] for the broker, [events] for receipts and intervals. With `conn` (the
         daemon's van_connection) it shares the van's one connection; otherwise it owns one, client id the
         device id."""
@@ -146,7 +150,7 @@ class OutboxPublisher:
             log.warning("events: no pinned control-room key at %s: receipts are believed unsigned", key_path)
         return cls(store, settings, device, status=status, receipts=e.receipts, receipt_timeout_s=e.receipt_timeout_s,
                    status_interval_s=e.status_interval_s, max_inflight=e.max_inflight, verify_key=verify_key,
-                   conn=conn)
+                   conn=conn, audit_head=audit_head)
 
     # -- public -------------------------------------------------------------------------------------------
     def start(self) -> OutboxPublisher:
@@ -354,6 +358,19 @@ class OutboxPublisher:
                               qos=1, retain=True)
         except SyncError as e:
             log.warning("events: status not published: %s", e)
+        self._publish_audit_head()
+
+    def _publish_audit_head(self) -> None:
+        """The chain head beside the status: the control room keeps the highest it has seen, so a log cut at
+        its end (which the chain alone cannot show) is noticed when the van's export falls short of it."""
+        if self.audit_head is None:
+            return
+        try:
+            head = self.audit_head()
+            if head is not None:
+                self.conn.publish(topics.audit_head(self.device_id), json.dumps(head), qos=1, retain=True)
+        except Exception as e:  # the store failed: the status went out; the head goes with the next one
+            log.warning("events: audit head not published: %s", e)
 
     def _shutdown(self) -> None:
         conn = self.conn

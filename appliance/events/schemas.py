@@ -20,6 +20,7 @@ SCHEMAS = {
     "lfr.deployment/1": "deployment",
     "lfr.receipt/2": "receipt",  # signed by the control room (appliance/events/receipts.py)
     "lfr.receipt/1": "receipt_v1",  # frozen: unsigned
+    "lfr.audit_head/1": "audit_head",
 }
 # What a receiver accepts on each topic: the current version first, then the older ones still valid.
 TOPIC_KIND: dict[str, tuple[str, ...]] = {
@@ -27,6 +28,7 @@ TOPIC_KIND: dict[str, tuple[str, ...]] = {
     "decisions": ("lfr.decision/1",),
     "status": ("lfr.status/1",),
     "deployments": ("lfr.deployment/1",),
+    "audit/head": ("lfr.audit_head/1",),
 }
 
 
