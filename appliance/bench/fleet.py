@@ -74,10 +74,13 @@ def run(vans: int = 200, alerts: int = 5, interval: float = 2.0, timeout: float 
             status.update(state="running", fps=25.0, model_id="fleet-model", threshold=0.5,
                           watchlist={"id": "wl-fleet", "version": 1, "expires_at": None})
             pub = OutboxPublisher(store, broker.settings(name, name), name, status=status,
-                                  verify_key=signing.public_key(), receipt_timeout_s=30, status_interval_s=30)
+                                  verify_key=signing.public_key(), receipt_timeout_s=30, status_interval_s=30,
+                                  retry_max_s=5)
             stores.append(store)
             pubs.append(pub.start())
-        deadline = time.monotonic() + 60
+            time.sleep(0.02)  # a van fleet does not connect in the same millisecond; 200 TLS handshakes at once
+            # on a loaded 2-core machine time out and back off
+        deadline = time.monotonic() + 300
         while not all(p.link["state"] == "up" for p in pubs):
             if time.monotonic() > deadline:
                 raise SystemExit(f"fleet: only {sum(p.link['state'] == 'up' for p in pubs)} of {vans} vans connected")
