@@ -124,6 +124,8 @@ def run(vans: int = 200, alerts: int = 5, interval: float = 2.0, timeout: float 
                            "mean": round(statistics.fmean(latency_ms), 1) if latency_ms else None},
             "receiver": dict(rx.stats), "publishes": sum(r.get("published", 0) for r in reports),
             "receipts_refused": sum(r.get("receipts_refused", 0) for r in reports),
+            "van_go_backs": sum(r.get("go_backs", 0) for r in reports),  # re-sends from the first unconfirmed
+            "van_reconnects": sum(r.get("reconnects", 0) for r in reports),
         }
     finally:
         for w in workers:
@@ -194,7 +196,8 @@ def worker(names: list[str], workdir: Path, url: str, ca: Path, pki: Path, pinne
         report = {"outboxes": {n: [row["event_id"] for row in s.outbox(limit=10**6)]
                                for n, s in zip(names, stores, strict=True)},
                   "confirmed": sum(s.received_upto() for s in stores), "published": sum(p.published for p in pubs),
-                  "receipts_refused": sum(p.receipts_refused for p in pubs), "round_commit_s_max": round(slowest, 2)}
+                  "receipts_refused": sum(p.receipts_refused for p in pubs), "round_commit_s_max": round(slowest, 2),
+                  "go_backs": sum(p.go_backs for p in pubs), "reconnects": sum(p.link["reconnects"] for p in pubs)}
         print(json.dumps(report), flush=True)
         return 0
     finally:
