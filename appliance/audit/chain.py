@@ -243,6 +243,14 @@ class AuditLog:
             row = db.conn.execute(f"SELECT {', '.join(_COLS)} FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return AuditEntry.from_row(row) if row else None
 
+    def head_payload(self) -> dict | None:
+        """The chain head as published on lfr/v1/devices/{device}/audit/head (appliance/schemas/audit_head.json)."""
+        e = self.head()
+        if e is None:
+            return None
+        return {"schema": "lfr.audit_head/1", "device_id": e.device_id, "time": utc_now_iso(), "seq": e.seq,
+                "hash": e.hash, "at": e.at, "key_id": e.key_id, "sig": e.sig}
+
     def verify(self) -> VerifyReport:
         with self.store.transaction() as db:
             return verify_chain(db, self.signer.public_key)

@@ -60,12 +60,38 @@ class ExportReport:
             t = self.trailer or {}
             return (f"export OK: {self.entries} entries (seq {t.get('first_seq')}..{t.get('last_seq')}) from device "
                     f"{t.get('device_id')}, signed by key {t.get('key_id')}")
+        if not self.line:  # the lines verify; the log they come from does not match what the control room saw
+            return f"export NOT complete: {self.reason}"
         where = f"line {self.line}" + (f" (audit entry {self.seq})" if self.seq is not None else "")
         return f"export NOT valid at {where}: {self.reason}"
 
 
+def check_against_head(report: ExportReport, head: dict, public_key: Ed25519PublicKey,
+                       hashes: dict[int, str]) -> ExportReport:
+    """An export that verified, checked against the highest chain head the control room has seen from the van:
+    the log must reach it, with the same hash there. A log cut at its end (which its own chain cannot show)
+    fails here. `hashes`: seq -> hash of the export's entries."""
+    if not report.ok:
+        return report
+    try:
+        public_key.verify(base64.b64decode(head["sig"]), bytes.fromhex(head["hash"]))
+    except (InvalidSignature, ValueError):
+        return ExportReport(False, report.entries, "the stored audit head's signature is not the device's", 0)
+    last = (report.trailer or {}).get("last_seq") or 0
+    if last < head["seq"]:
+        return ExportReport(False, report.entries, f"the van's log is shorter than a head the control room has "
+                            f"seen: it ends at seq {last}, the head seen on {head['received_at']} is seq "
+                            f"{head['seq']} (entries cut from its end?)", 0)
+    if head["seq"] in hashes and hashes[head["seq"]] != head["hash"]:
+        return ExportReport(False, report.entries, f"entry {head['seq']} differs from the head the control room "
+                            "has seen (the log was rewritten from there)", 0, head["seq"])
+    return report
+
+
 def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey, *, device_id: str | None = None,
-                  expect_prev: str | None = None) -> ExportReport:
+                  expect_prev: str | None = None, hashes: dict[int, str] | None = None) -> ExportReport:
+    """Verify an export with the device's public key: every entry, their chain, and the signed trailer.
+    `hashes`, if given, is filled with seq -> hash of every entry (for check_against_head)."""
     """Verify an export with the device's public key: every entry, their chain, and the signed trailer."""
     expected_seq = None
     expected_prev = expect_prev
@@ -99,6 +125,8 @@ def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey, *, device_
             return ExportReport(False, n, why, lineno, entry.seq)
         n += 1
         expected_seq, expected_prev = entry.seq + 1, entry.hash
+        if hashes is not None:
+            hashes[entry.seq] = entry.hash
         if n == 1:
             first_entry = entry
     if trailer is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from appliance.audit.chain import verify_chain
 from appliance.audit.device import identity_public_path, open_audit
-from appliance.audit.export import export_lines, verify_export
+from appliance.audit.export import check_against_head, export_lines, verify_export
 from appliance.config import load_config
 from appliance.errors import ApplianceError
 from appliance.events.models import iso_ms
@@ -39,6 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--public-key", type=Path, required=True, metavar="PEM", help="the device's Ed25519 public key")
     x.add_argument("--device", help="the device id the export must come from")
     x.add_argument("--prev", metavar="HASH", help="last hash of the previous export: checks the two join up")
+    x.add_argument("--heads", type=Path, metavar="DB", help="the control room's database (appliance control listen "
+                   "--db): the export, taken up to now, must reach the highest audit head seen from --device, "
+                   "with the same hash (a log cut at its end fails)")
+    x.add_argument("--heads-keys", type=Path, metavar="DIR", help="its key folder (default DB.keys); "
+                   "--heads-plain for a plain database")
+    x.add_argument("--heads-plain", action="store_true", help=argparse.SUPPRESS)
     x.set_defaults(func=run_verify_export)
 
 
@@ -96,11 +102,30 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_verify_export(args: argparse.Namespace) -> int:
     key = load_verify_key(args.public_key)
+    if args.heads is not None and not args.device:
+        raise ApplianceError("--heads needs --device (whose head to check against)")
+    hashes: dict[int, str] = {}
     try:
         with open(args.file, encoding="utf-8") as f:
-            report = verify_export(f, key, device_id=args.device, expect_prev=args.prev)
+            report = verify_export(f, key, device_id=args.device, expect_prev=args.prev, hashes=hashes)
     except FileNotFoundError:
         raise ApplianceError(f"export file {args.file} not found") from None
+    if args.heads is not None:
+        from appliance.control.store import ControlStore, default_keys_dir, open_control_db
+        from appliance.storage import KeyFileProvider
+
+        if not args.heads.exists():
+            raise ApplianceError(f"control-room database {args.heads} not found")
+        provider = None if args.heads_plain else KeyFileProvider(args.heads_keys or default_keys_dir(args.heads))
+        store = ControlStore(open_control_db(args.heads, provider))
+        try:
+            head = store.audit_head(args.device)
+        finally:
+            store.close()
+        if head is None:
+            print(f"note: the control room has seen no audit head from {args.device}")
+        else:
+            report = check_against_head(report, head, key, hashes)
     print(report.summary())
     if report.ok and report.trailer:
         print(f"last hash {report.trailer.get('last_hash')} (give it as --prev when checking the next export)")

@@ -26,8 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     lp.add_argument("--key", type=Path, help="control-room client private key (PEM, mode 0600)")
     lp.add_argument("--client-id", default="control-room-receiver", help="MQTT client id (default %(default)s)")
     lp.add_argument("--db-keys", type=Path, metavar="DIR",
-                    help="encrypt the database with SQLCipher, key file in DIR (created on first use); "
-                    "default: plain SQLite")
+                    help="the SQLCipher key's folder (created on first use, key file 0600); default DB.keys beside "
+                    "the database")
+    lp.add_argument("--plain-db", action="store_true",
+                    help="store in plain SQLite (mode 0600) instead: only where the disk is encrypted otherwise")
+    lp.add_argument("--crop-days", type=float, default=31.0, metavar="DAYS",
+                    help="purge alert crops this many days after they arrived (the van's retention.crop_days; "
+                    "default %(default)g)")
+    lp.add_argument("--signing-key", type=Path, metavar="FILE",
+                    help="the control room's Ed25519 private key (the one vans pin): receipts are signed "
+                    "(lfr.receipt/2). Without it receipts are unsigned (lfr.receipt/1) and a van with a pinned key "
+                    "ignores them")
     lp.add_argument("--no-receipts", action="store_true",
                     help="do not send receipts (another receiver instance confirms to the vans)")
     lp.set_defaults(func=run_listen)
@@ -35,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_listen(args: argparse.Namespace) -> int:
     from appliance.control.receiver import ControlReceiver
-    from appliance.control.store import ControlStore, open_control_db
+    from appliance.control.store import ControlStore, default_keys_dir, open_control_db
     from appliance.errors import ApplianceError
     from appliance.storage import KeyFileProvider
     from appliance.sync.mqtt import MqttSettings
@@ -44,7 +53,12 @@ def run_listen(args: argparse.Namespace) -> int:
         raise ApplianceError("a TLS broker (mqtts://) needs --ca, --cert and --key (the control-room certificate)")
     settings = MqttSettings.from_url(args.broker, args.client_id, ca_file=args.ca, cert_file=args.cert,
                                      key_file=args.key)
-    store = ControlStore(open_control_db(args.db, KeyFileProvider(args.db_keys) if args.db_keys else None))
+    if args.plain_db and args.db_keys:
+        raise ApplianceError("--plain-db and --db-keys exclude each other")
+    if args.crop_days <= 0:
+        raise ApplianceError("--crop-days must be more than 0")
+    keys = None if args.plain_db else (args.db_keys or default_keys_dir(args.db))
+    store = ControlStore(open_control_db(args.db, KeyFileProvider(keys) if keys else None))
 
     def out(line: str) -> None:
         print(line, flush=True)
@@ -52,11 +66,20 @@ def run_listen(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    receiver = ControlReceiver(settings, store, out=out, receipts=not args.no_receipts)
+    signing_key = None
+    if args.signing_key is not None:
+        from appliance.keys.keypairs import load_signing_key
+
+        signing_key = load_signing_key(args.signing_key)
+    receiver = ControlReceiver(settings, store, out=out, receipts=not args.no_receipts, signing_key=signing_key,
+                               crop_days=args.crop_days)
     try:
         receiver.start()
         print(f"listening on {args.broker} for lfr/v1/devices/+/#, storing into {args.db}", file=sys.stderr,
               flush=True)
+        if signing_key is None and not args.no_receipts:
+            print("warning: no --signing-key: receipts go out unsigned (lfr.receipt/1); vans with a pinned "
+                  "control-room key ignore them", file=sys.stderr, flush=True)
         stop.wait()
     finally:
         receiver.stop()

@@ -7,17 +7,19 @@ its nonce stored in the same transaction, so a crash mid-action can never let th
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from appliance.commands.signing import Command, CommandRefused, verify_envelope
+from appliance.sync.payloads import PayloadError, parse_json
 from appliance.watchlist.schemas import first_error
 from appliance.watchlist.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
 ACK_SCHEMA = "lfr.command_ack/1"
+MAX_COMMAND_BYTES = 16 * 1024  # a signed command is well under 2 KB
+MAX_COMMAND_DEPTH = 6          # envelope > command > args > location: 4
 
 Action = Callable[[Command], dict]
 
@@ -43,18 +45,27 @@ class CommandHandler:
         self.clock = clock
 
     def handle(self, raw: bytes | str) -> dict:
-        """Process one message from the commands topic; returns the ack payload to publish."""
+        """Process one message from the commands topic; returns the ack payload to publish. Never raises:
+        whatever the bytes, the answer is an ack (done, refused with a reason, or failed)."""
+        try:
+            return self._handle(raw)
+        except Exception as e:  # a bug, or a store that failed: still answer, so the topic never stalls
+            log.exception("command handling failed")
+            return self._ack("failed", None, None, "action_failed", f"{type(e).__name__}: {str(e)[:200]}", None)
+
+    def _handle(self, raw: bytes | str) -> dict:
         now = self.clock()
+        envelope = None
         try:
             try:
-                envelope = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                raise CommandRefused("malformed", "not a JSON document") from None
+                envelope = parse_json(raw, max_bytes=MAX_COMMAND_BYTES, max_depth=MAX_COMMAND_DEPTH, what="command")
+            except PayloadError as e:
+                raise CommandRefused("malformed", str(e)) from None
             cmd = verify_envelope(envelope, self.verify_key, self.device_id, now=now,
                                   max_lifetime_s=self.config.max_lifetime_s, clock_skew_s=self.config.clock_skew_s)
             self._accept(cmd, now)
         except CommandRefused as e:
-            return self._refused(e, raw)
+            return self._refused(e, envelope)
         actor = f"control-room:{cmd.key_id}"
         action = self.actions.get(cmd.type)
         try:
@@ -91,16 +102,13 @@ class CommandHandler:
                                  {"command_id": cmd.id, "type": cmd.type, "issued_at": iso(cmd.issued_at),
                                   "expires_at": iso(cmd.expires_at), "args": cmd.args})
 
-    def _refused(self, e: CommandRefused, raw) -> dict:
+    def _refused(self, e: CommandRefused, env) -> dict:
+        """Refuse, audit and ack. `env` is the already parsed envelope (None if it did not parse): the raw bytes
+        are never parsed twice."""
         cmd = e.command or {}
         cid = cmd.get("id") if isinstance(cmd.get("id"), str) else None
         ctype = cmd.get("type") if isinstance(cmd.get("type"), str) else None
-        claimed = None
-        try:
-            env = json.loads(raw)
-            claimed = env.get("key_id") if isinstance(env, dict) and isinstance(env.get("key_id"), str) else None
-        except (ValueError, UnicodeDecodeError):
-            pass
+        claimed = env.get("key_id") if isinstance(env, dict) and isinstance(env.get("key_id"), str) else None
         actor = f"claimed:control-room:{claimed[:16]}" if claimed else "unknown"
         self.audit.record("command.refused", actor, {"command_id": (cid or "")[:64] or None,
                                                      "type": (ctype or "")[:64] or None, "reason": e.reason,

@@ -22,23 +22,35 @@ log = logging.getLogger(__name__)
 
 
 class CommandListener:
-    def __init__(self, settings: MqttSettings, device_id: str, handler: CommandHandler, *, retry_max_s: float = 30):
+    def __init__(self, settings: MqttSettings | None, device_id: str, handler: CommandHandler, *,
+                 retry_max_s: float = 30, conn: MqttConnection | None = None):
+        """conn: the van's one shared connection (the daemon's; it connects and closes it). Without it the
+        listener owns a connection of its own made from `settings`."""
         self.device_id = device_id
         self.handler = handler
         self.retry_max_s = retry_max_s
-        self.conn = MqttConnection(settings, on_message=self._on_message,
-                                   subscriptions=[(topics.commands(device_id), 1)], ack_after_handling=True)
+        self._shared = conn is not None
+        if conn is not None:
+            conn.attach(topics.commands(device_id), self._on_message)
+            self.conn = conn
+        else:
+            self.conn = MqttConnection(settings, on_message=self._on_message,
+                                       subscriptions=[(topics.commands(device_id), 1)], ack_after_handling=True)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._up = False
 
     @classmethod
-    def from_config(cls, config, handler: CommandHandler) -> CommandListener:
+    def from_config(cls, config, handler: CommandHandler, conn: MqttConnection | None = None) -> CommandListener:
+        if conn is not None:
+            return cls(None, config.device.id, handler, conn=conn)
         settings = MqttSettings.from_config(config.mqtt, client_id=f"{config.device.id}-commands")
         return cls(settings, config.device.id, handler)
 
     def start(self, timeout: float = 15.0) -> CommandListener:
         """Connect now if the broker answers within `timeout`; otherwise keep trying in the background."""
+        if self._shared:
+            return self
         try:
             self.conn.connect(timeout)
             self._up = True
@@ -70,5 +82,5 @@ class CommandListener:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self._up:
+        if self._up and not self._shared:
             self.conn.close()

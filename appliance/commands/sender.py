@@ -13,6 +13,7 @@ from appliance.commands.signing import build_command, sign_command
 from appliance.errors import SyncError
 from appliance.sync import topics
 from appliance.sync.mqtt import MqttConnection, MqttSettings
+from appliance.sync.payloads import PayloadError, parse_json
 
 
 class CommandSender:
@@ -29,8 +30,10 @@ class CommandSender:
         return self
 
     def _on_ack(self, message) -> None:
-        with contextlib.suppress(ValueError):
-            self._acks.put(json.loads(message.payload))
+        with contextlib.suppress(PayloadError):
+            ack = parse_json(message.payload, max_bytes=64 * 1024, max_depth=6, what="ack")
+            if isinstance(ack, dict):
+                self._acks.put(ack)
 
     def send_envelope(self, device_id: str, envelope: dict | bytes, *, timeout: float = 15.0) -> dict:
         """Publish as given (tests use this to send forged or replayed envelopes) and wait for the ack."""

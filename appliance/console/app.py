@@ -33,6 +33,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from appliance.console.backend import ConsoleBackend
+from appliance.console.bodies import DecisionBody, DeploymentEndBody, DeploymentStartBody, bounded_body, read_model
 from appliance.console.security import COOKIE, ConsoleGate, same_origin
 from appliance.console.sessions import LoginThrottle, SessionManager
 from appliance.console.stream import CLOSE, Hub, sse
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 DECISIONS = ("confirm", "reject", "unsure")
 NOTE_MAX = 1000
+LOGIN_MAX_BYTES = 4096  # officer id and PIN: a few dozen bytes
 STATUS_EVERY_S = 2.0  # the stream pushes the status strip this often (no polling by the page)
 PAGE_SIZE_MAX = 200
 DEPLOYMENT_TEXT = {"purpose": 1000, "location": 500, "dpia": 128}  # field -> max length (as record.py)
@@ -160,6 +162,9 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
         return login_page()
 
     async def login_post(request: Request) -> Response:
+        raw = await bounded_body(request, LOGIN_MAX_BYTES)
+        if isinstance(raw, str):
+            return login_page(raw[:1].upper() + raw[1:] + ".", "", 413 if "larger" in raw else 400)
         form = await request.form()
         officer_id = str(form.get("officer_id", "")).strip()[:64]
         pin = str(form.get("pin", ""))[:64]
@@ -244,16 +249,10 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
     async def decide(request: Request) -> Response:
         s = request.state.session
         eid = request.path_params["event_id"]
-        try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "expected a JSON body"}, status_code=400)
-        decision = body.get("decision") if isinstance(body, dict) else None
-        note = body.get("note") if isinstance(body, dict) else None
-        if decision not in DECISIONS:
-            return JSONResponse({"error": f"decision must be one of {', '.join(DECISIONS)}"}, status_code=400)
-        if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX):
-            return JSONResponse({"error": f"note must be text of at most {NOTE_MAX} characters"}, status_code=400)
+        body = await read_model(request, DecisionBody)
+        if isinstance(body, Response):
+            return body
+        decision, note = body.decision, body.note
         if await run_in_threadpool(events.alert, eid) is None:
             return JSONResponse({"error": "no such alert"}, status_code=404)
         note = (note or "").strip() or None
@@ -269,39 +268,20 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
     def _error(msg: str, code: int = 400) -> JSONResponse:
         return JSONResponse({"error": msg}, status_code=code)
 
-    def _deployment_request(s, body) -> DeploymentRequest | str:
-        """The request from the form's JSON, or one line saying what is wrong with it."""
-        if not isinstance(body, dict):
-            return "expected a JSON object"
-        for name, max_len in DEPLOYMENT_TEXT.items():
-            v = body.get(name)
-            if not isinstance(v, str) or not v.strip():
-                return f"{name} is required"
-            if len(v) > max_len:
-                return f"{name} is longer than {max_len} characters"
-        hours = body.get("hours")
-        if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not math.isfinite(hours) or hours <= 0:
-            return "hours must be a number of hours greater than 0"
-        lat, lon = body.get("lat"), body.get("lon")
-        for name, v in (("lat", lat), ("lon", lon)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-                return f"{name} must be a number (or left out)"
-        return DeploymentRequest(authorised_by=s.officer_id, purpose=body["purpose"].strip(),
-                                 location_text=body["location"].strip(), dpia_ref=body["dpia"].strip(),
-                                 planned_end=utcnow() + timedelta(hours=float(hours)),
-                                 lat=None if lat is None else float(lat), lon=None if lon is None else float(lon))
+    def _deployment_request(s, body: DeploymentStartBody) -> DeploymentRequest:
+        """The request from the validated form (console/bodies.py: every field checked, hours finite)."""
+        return DeploymentRequest(authorised_by=s.officer_id, purpose=body.purpose.strip(),
+                                 location_text=body.location.strip(), dpia_ref=body.dpia.strip(),
+                                 planned_end=utcnow() + timedelta(hours=body.hours), lat=body.lat, lon=body.lon)
 
     async def deployment_start(request: Request) -> Response:
         manager = backend.deployments
         if manager is None:
             return _error("deployments are not managed from this console", 404)
-        try:
-            body = await request.json()
-        except ValueError:
-            return _error("expected a JSON body")
+        body = await read_model(request, DeploymentStartBody)
+        if isinstance(body, Response):
+            return body
         req = _deployment_request(request.state.session, body)
-        if isinstance(req, str):
-            return _error(req)
         try:  # the manager checks the rest (max hours, coordinates, a loaded watchlist, none active)
             record = await run_in_threadpool(manager.start, req, source="console")
         except ApplianceError as e:
@@ -313,13 +293,10 @@ def create_app(backend: ConsoleBackend, *, clock: Callable[[], float] = time.mon
         manager = backend.deployments
         if manager is None:
             return _error("deployments are not managed from this console", 404)
-        try:
-            body = await request.json() if await request.body() else {}
-        except ValueError:
-            return _error("expected a JSON body")
-        deployment_id = body.get("id") if isinstance(body, dict) else None
-        if deployment_id is not None and not isinstance(deployment_id, str):
-            return _error("id must be text")
+        body = await read_model(request, DeploymentEndBody, empty_ok=True)
+        if isinstance(body, Response):
+            return body
+        deployment_id = body.id
         try:
             record = await run_in_threadpool(manager.end, "officer", by=request.state.session.officer_id,
                                              deployment_id=deployment_id)

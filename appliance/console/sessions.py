@@ -91,6 +91,9 @@ class SessionManager:
             del self._sessions[k]
 
 
+OVERFLOW = "\x00overflow"  # not a possible officer id (ids are stripped printable text)
+
+
 @dataclass
 class _Failures:
     count: int = 0
@@ -118,17 +121,25 @@ class LoginThrottle:
 
     def retry_after(self, officer_id: str) -> float:
         """Seconds until this id may try again (0: it may try now)."""
+        now = self.clock()
         with self._lock:
             f = self._state.get(self._key(officer_id))
-            return max(0.0, f.locked_until - self.clock()) if f else 0.0
+            if f is None:
+                f = self._state.get(OVERFLOW)  # an id the table had no room for shares the overflow's lockout
+            return max(0.0, f.locked_until - now) if f else 0.0
 
     def failure(self, officer_id: str) -> float:
         """Record a wrong PIN; returns the lockout now in force (0 if none)."""
         now = self.clock()
+        key = self._key(officer_id)
         with self._lock:
-            if len(self._state) >= self.MAX_TRACKED:
+            if key not in self._state and len(self._state) >= self.MAX_TRACKED:
                 self._forget_old(now)
-            f = self._state.setdefault(self._key(officer_id), _Failures())
+                if len(self._state) >= self.MAX_TRACKED:
+                    # Full of live lockouts (someone is spraying ids): never evict one, so a locked id stays
+                    # locked. New ids share one overflow counter, throttled like any other id.
+                    key = OVERFLOW
+            f = self._state.setdefault(key, _Failures())
             f.count += 1
             f.last = now
             over = f.count - self.max_failures
@@ -141,9 +152,12 @@ class LoginThrottle:
             self._state.pop(self._key(officer_id), None)
 
     def _forget_old(self, now: float) -> None:
+        """Forget ids that are not locked: first those idle past the longest lockout, then, if the table is
+        still full, the oldest ids with failures below the limit. A locked id is never forgotten early."""
         horizon = self.lockout_s * 16
         for k in [k for k, f in self._state.items() if f.locked_until < now and now - f.last > horizon]:
             del self._state[k]
-        if len(self._state) >= self.MAX_TRACKED:  # still full of live lockouts: drop the oldest
-            for k in sorted(self._state, key=lambda k: self._state[k].last)[: self.MAX_TRACKED // 10]:
+        if len(self._state) >= self.MAX_TRACKED:
+            unlocked = [k for k, f in self._state.items() if f.locked_until < now and k != OVERFLOW]
+            for k in sorted(unlocked, key=lambda k: self._state[k].last)[: self.MAX_TRACKED // 10]:
                 del self._state[k]

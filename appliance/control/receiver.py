@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from appliance.control.store import ControlStore
 from appliance.events.models import iso_ms, utc_now_iso
 from appliance.events.publisher import (
@@ -29,13 +31,14 @@ from appliance.events.publisher import (
     PROP_RECEIPTS,
     PROP_SEQ,
     PROP_STREAM,
-    RECEIPT_SCHEMA,
     receipts_topic,
 )
+from appliance.events.receipts import sign_receipt, unsigned_receipt
 from appliance.events.schemas import TOPIC_KIND, payload_error
 from appliance.storage import write_transaction
 from appliance.sync import topics
 from appliance.sync.mqtt import MqttConnection, MqttSettings
+from appliance.sync.payloads import PayloadError, parse_json
 from appliance.watchlist.schemas import first_error
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,8 @@ SUBSCRIPTION = f"{topics.PREFIX}/+/#"
 HELLO_DAYS = 30  # on connect, receipts go to vans heard from within this many days
 _TOPIC = re.compile(rf"^{re.escape(topics.PREFIX)}/([A-Za-z0-9_.-]{{1,64}})/(.+)$")
 _KIND = {"alerts": "alert", "decisions": "decision", "deployments": "deployment"}
+MAX_PAYLOAD_BYTES = 2 * 1024 * 1024  # an alert with its crop is ~20-60 KB
+MAX_PAYLOAD_DEPTH = 8
 
 
 class Refused(ValueError):
@@ -56,21 +61,30 @@ def _props(message) -> dict[str, str]:
 
 
 def _int(value: str | None) -> int | None:
+    """A sequence number from a user property: an int SQLite can hold, or None."""
     try:
-        return int(value) if value is not None else None
+        n = int(value) if value is not None and len(value) <= 20 else None
     except ValueError:
         return None
+    return n if n is not None and 0 <= n < 2**63 else None
 
 
 class ControlReceiver:
     def __init__(self, settings: MqttSettings, store: ControlStore, *, out: Callable[[str], None] = print,
-                 receipts: bool = True):
+                 receipts: bool = True, signing_key: Ed25519PrivateKey | None = None,
+                 crop_days: float | None = 31.0):
+        """signing_key: the control room's Ed25519 key (the one vans pin): receipts are signed (lfr.receipt/2).
+        Without it they go out unsigned (lfr.receipt/1), which a van with a pinned key ignores."""
         self.settings = settings
         self.store = store
         self.out = out
         self.receipts = receipts
+        self.signing_key = signing_key
+        self.crop_days = crop_days  # crops older than this are purged (the van's retention.crop_days); None: kept
+        self._stop = threading.Event()
+        self._retention: threading.Thread | None = None
         self.conn: MqttConnection | None = None
-        self.stats = {"stored": 0, "duplicates": 0, "gaps": 0, "rejected": 0, "status": 0, "acks": 0}
+        self.stats = {"stored": 0, "duplicates": 0, "gaps": 0, "rejected": 0, "status": 0, "acks": 0, "heads": 0}
         self._last_state: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -78,7 +92,28 @@ class ControlReceiver:
         self.conn = MqttConnection(self.settings, on_message=self.handle, subscriptions=[(SUBSCRIPTION, 1)],
                                    on_link=self._on_link)
         self.conn.connect(timeout)
+        if self.crop_days is not None:
+            self.purge_crops()
+            self._retention = threading.Thread(target=self._retention_loop, name="control-retention", daemon=True)
+            self._retention.start()
         return self
+
+    def purge_crops(self, now: datetime | None = None) -> int:
+        """Drop crops older than crop_days; one line when any went."""
+        if self.crop_days is None:
+            return 0
+        now = now or datetime.now(timezone.utc)
+        n = self.store.purge_crops(iso_ms(now - timedelta(days=self.crop_days)))
+        if n:
+            self.out(f"{utc_now_iso()} retention: {n} crop(s) older than {self.crop_days:g} days purged")
+        return n
+
+    def _retention_loop(self) -> None:
+        while not self._stop.wait(3600):
+            try:
+                self.purge_crops()
+            except Exception:  # the store failed: say so, try again next hour
+                log.exception("control: crop retention failed")
 
     def _on_link(self, up: bool, session_present: bool) -> None:
         """On every (re)connect, tell each recently active van where its stream stands (gap = true: publish
@@ -93,15 +128,24 @@ class ControlReceiver:
             self._send_receipt(device, stream, last, True)
 
     def stop(self) -> None:
+        self._stop.set()
         if self.conn is not None:
             self.conn.close()
 
     # -- one message (paho's network thread) --------------------------------------------------------------
     def handle(self, message) -> None:
+        """Every message ends stored, refused with a reason (counted, one line), or ignored as a duplicate:
+        nothing escapes, whatever its bytes."""
         with self._lock:
             try:
-                self._handle(message.topic, message.payload, _props(message))
-            except Refused as e:
+                try:
+                    self._handle(message.topic, message.payload, _props(message))
+                except (Refused, PayloadError):
+                    raise
+                except Exception as e:  # e.g. a value SQLite cannot hold: refuse it, do not let it block the stream
+                    log.exception("control: a message on %s could not be handled", message.topic)
+                    self._refuse_unhandled(message, e)
+            except (Refused, PayloadError) as e:
                 self.stats["rejected"] += 1
                 now = utc_now_iso()
                 with self.store.lock, write_transaction(self.store.db):
@@ -115,9 +159,9 @@ class ControlReceiver:
             raise Refused("not an lfr/v1 device topic")
         device, suffix = m.groups()
         try:
-            payload = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            self._refuse("payload is not UTF-8 JSON", device, props, now)
+            payload = parse_json(raw, max_bytes=MAX_PAYLOAD_BYTES, max_depth=MAX_PAYLOAD_DEPTH)
+        except PayloadError as e:
+            self._refuse(str(e), device, props, now)
             return
         if suffix == "watchlist/ack":
             err = first_error("watchlist_ack", payload) if isinstance(payload, dict) else "not a JSON object"
@@ -142,6 +186,14 @@ class ControlReceiver:
                 err = "crop_jpeg_b64 is not a JPEG"
         if err:
             self._refuse(err, device, props, now)
+            return
+        if suffix == "audit/head":
+            with self.store.lock, write_transaction(self.store.db):
+                went_back = self.store.note_audit_head(device, payload, now)
+            self.stats["heads"] += 1
+            if went_back is not None:
+                self.out(f"{now} {device} WARNING audit log head went back from seq {went_back} to "
+                         f"{payload['seq']}: entries were removed or the log restored from an old copy")
             return
         if suffix == "status":
             with self.store.lock, write_transaction(self.store.db):
@@ -203,11 +255,21 @@ class ControlReceiver:
             self._send_receipt(device, *receipt)
         raise Refused(reason)
 
+    def _refuse_unhandled(self, message, e: Exception) -> None:
+        m = _TOPIC.match(message.topic)
+        device = m.group(1) if m else None
+        reason = f"could not be stored ({type(e).__name__}: {str(e)[:160]})"
+        if device is None:
+            raise Refused(reason)
+        self._refuse(reason, device, _props(message), utc_now_iso())
+
     def _send_receipt(self, device: str, stream: str, upto: int, gap: bool) -> None:
         if self.conn is None:
             return
-        body = {"schema": RECEIPT_SCHEMA, "device_id": device, "stream_id": stream, "upto": upto, "gap": gap,
-                "time": utc_now_iso()}
+        if self.signing_key is not None:
+            body = sign_receipt(self.signing_key, device_id=device, stream_id=stream, upto=upto, gap=gap)
+        else:
+            body = unsigned_receipt(device_id=device, stream_id=stream, upto=upto, gap=gap)
         self.conn.publish(receipts_topic(device), json.dumps(body), qos=1)
 
     # -- lines ----------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The control room's own database of alerts, decisions, deployment events and the last status per van.
 
-Plain SQLite by default (it lives in the control room); SQLCipher through appliance.storage when a key
-provider is given. Every event is stored once: the event id is the primary key and inserts are
+SQLCipher through appliance.storage when a key provider is given, as `appliance control listen` does by
+default (key file in `<db>.keys/`, like the van's); plain SQLite otherwise (tests, a caller's choice). Either
+way the files are mode 0600, and crops are purged after the retention period (`purge_crops`).
+Every event is stored once: the event id is the primary key and inserts are
 INSERT OR IGNORE, so a redelivered message changes nothing. `streams` remembers, per van and outbox
 stream, the highest sequence number stored in order (the basis of receipts).
 """
@@ -9,6 +11,7 @@ stream, the highest sequence number stored in order (the basis of receipts).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -48,7 +51,21 @@ def _v1(db: sqlite_utils.Database) -> None:
         received_at TEXT NOT NULL)""")
 
 
-CONTROL_MIGRATIONS = Migrations("control-room", [Migration(1, "alerts, decisions, deployments, status", _v1)])
+def _v2(db: sqlite_utils.Database) -> None:
+    # The highest audit chain head seen per van (issue 12): a later export must reach it with the same hash.
+    db.conn.execute("""CREATE TABLE audit_heads (
+        device_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL, at TEXT NOT NULL, key_id TEXT NOT NULL,
+        sig TEXT NOT NULL, received_at TEXT NOT NULL)""")
+
+
+CONTROL_MIGRATIONS = Migrations("control-room", [Migration(1, "alerts, decisions, deployments, status", _v1),
+                                                 Migration(2, "audit chain heads", _v2)])
+
+
+def default_keys_dir(path: Path) -> Path:
+    """Where `appliance control listen` keeps the database key unless told otherwise: `<db>.keys/`."""
+    path = Path(path)
+    return path.with_name(path.name + ".keys")
 
 
 def open_control_db(path: Path, key_provider: KeyProvider | None = None) -> sqlite_utils.Database:
@@ -57,7 +74,11 @@ def open_control_db(path: Path, key_provider: KeyProvider | None = None) -> sqli
         return open_db(path, key_provider, migrations=CONTROL_MIGRATIONS)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Face crops live here: 0600 from the first byte (SQLite gives the -wal and -shm files the same mode).
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA secure_delete = ON")  # purged crops are overwritten, not left in free pages
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")  # a receipt is sent only for what is on disk
         db = sqlite_utils.Database(conn)
@@ -123,6 +144,34 @@ class ControlStore:
             self.db.conn.execute("INSERT INTO arrivals (device_id, kind, event_id, seq, received_at) "
                                  "VALUES (?, ?, ?, ?, ?)", (device_id, kind, p["event_id"], seq, now))
         return bool(cur.rowcount)
+
+    def note_audit_head(self, device_id: str, head: dict, now: str) -> int | None:
+        """Keep the highest head seen for this van. Returns the previous highest seq when this head is *lower*
+        (the van's log went back: cut, or restored from an old copy), else None."""
+        row = self.db.conn.execute("SELECT seq FROM audit_heads WHERE device_id = ?", (device_id,)).fetchone()
+        if row is not None and head["seq"] < row[0]:
+            return int(row[0])
+        if row is None or head["seq"] > row[0]:
+            self.db.conn.execute(
+                "INSERT INTO audit_heads (device_id, seq, hash, at, key_id, sig, received_at) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT (device_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at = excluded.at, "
+                "key_id = excluded.key_id, sig = excluded.sig, received_at = excluded.received_at",
+                (device_id, head["seq"], head["hash"], head["at"], head["key_id"], head["sig"], now))
+        return None
+
+    def audit_head(self, device_id: str) -> dict | None:
+        cols = ("device_id", "seq", "hash", "at", "key_id", "sig", "received_at")
+        with self.lock:
+            row = self.db.conn.execute(f"SELECT {', '.join(cols)} FROM audit_heads WHERE device_id = ?",
+                                       (device_id,)).fetchone()
+        return None if row is None else dict(zip(cols, row, strict=True))
+
+    def purge_crops(self, before: str) -> int:
+        """Drop the crops of alerts received before `before` (ISO time): the van's retention, kept here too.
+        The alert and its decisions stay. Returns how many crops were dropped."""
+        with self.lock, self.db.conn:
+            return self.db.conn.execute("UPDATE alerts SET crop_jpeg = NULL WHERE crop_jpeg IS NOT NULL "
+                                        "AND received_at < ?", (before,)).rowcount
 
     def add_rejected(self, topic: str, seq: int | None, reason: str, now: str) -> None:
         self.db.conn.execute("INSERT INTO rejected (topic, seq, reason, received_at) VALUES (?, ?, ?, ?)",

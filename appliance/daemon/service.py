@@ -61,6 +61,7 @@ class Appliance:
         self.fps = 0.0
         self.sync = None
         self.publisher = None
+        self.mqtt = None  # the van's one MQTT connection, shared by the publisher, the sync and the commands
         self.console = None
         self.safeguards = None
         self._reset_pending = threading.Event()
@@ -88,11 +89,17 @@ class Appliance:
                                                      on_state=self._on_camera_state)
         from appliance.deployments.device import build_safeguards
 
+        if self.with_mqtt:
+            from appliance.events.publisher import van_connection
+
+            self.mqtt = van_connection(cfg)
+
         # Audit chain (hooked into the events store), deployments (the matching gate), retention, signed commands.
         self.safeguards = build_safeguards(cfg, events=self.events, watchlist=self.watchlist, matcher=self.matcher,
                                            embedder_spec=self.pipeline.embedder_spec,
                                            threshold=lambda: self.threshold, counters=self.counters.snapshot,
-                                           reset_tracks=self._reset_pending.set, with_mqtt=self.with_mqtt)
+                                           reset_tracks=self._reset_pending.set, with_mqtt=self.with_mqtt,
+                                           mqtt_conn=self.mqtt)
         self._watchlist_expires = self._expiry()
         self._check_pipeline()
         if self.with_mqtt:
@@ -107,8 +114,9 @@ class Appliance:
 
         receiver = make_receiver(self.config, self.watchlist, on_applied=self._on_watchlist_applied)
         audit_watchlist_acks(receiver, self.safeguards.audit)  # every bundle applied or refused is audited
-        self.sync = make_sync_service(self.config, receiver)
-        self.publisher = OutboxPublisher.from_config(self.config, self.events, status=self.status)
+        self.sync = make_sync_service(self.config, receiver, conn=self.mqtt)
+        self.publisher = OutboxPublisher.from_config(self.config, self.events, status=self.status, conn=self.mqtt,
+                                                     audit_head=self.safeguards.audit.head_payload)
 
     def _build_console(self) -> None:
         from appliance.console.app import create_app
@@ -256,7 +264,9 @@ class Appliance:
             self.publisher.start()
         if self.console is not None:
             self.console.start()
-        self.safeguards.start()  # retention thread; the command listener (connects in the background)
+        self.safeguards.start()  # retention thread; the command listener
+        if self.mqtt is not None:  # every part has attached its topics: connect (in the background if need be)
+            self.mqtt.connect_in_background(self._stop, name="mqtt-connect")
         loop = threading.Thread(target=self._frame_loop, name="frames", daemon=True)
         loop.start()
         self._threads.append(loop)
@@ -357,6 +367,11 @@ class Appliance:
                     part.stop()
                 except Exception:
                     log.exception("stopping %s failed", type(part).__name__)
+        if self.mqtt is not None:  # last: the publisher's clean 'offline' status went out through it
+            try:
+                self.mqtt.close()
+            except Exception:
+                log.exception("closing the MQTT connection failed")
         self.camera.stop()
         self.watchdog.stop()
         self.events.close()

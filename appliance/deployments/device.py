@@ -75,7 +75,9 @@ def record_watchlist_ack(audit: AuditLog, ack: dict) -> None:
 
 def build_safeguards(config, *, events, watchlist, matcher, embedder_spec, threshold: Callable[[], float],
                      counters: Callable[[], dict], reset_tracks: Callable[[], None],
-                     with_mqtt: bool = True) -> Safeguards:
+                     with_mqtt: bool = True, mqtt_conn=None) -> Safeguards:
+    """mqtt_conn: the van's shared connection (appliance.events.publisher.van_connection) for the command
+    listener; None with with_mqtt makes the listener connect by itself."""
     from appliance.matching.gallery import Gallery
     from appliance.watchlist.device import control_room_key_path
 
@@ -111,5 +113,5 @@ def build_safeguards(config, *, events, watchlist, matcher, embedder_spec, thres
     if with_mqtt:
         from appliance.commands.listener import CommandListener
 
-        listener = CommandListener.from_config(config, handler)
+        listener = CommandListener.from_config(config, handler, conn=mqtt_conn)
     return Safeguards(audit, deployments, RetentionService(events, audit, config.retention), handler, listener)

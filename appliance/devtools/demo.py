@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for(lambda: urllib.request.urlopen(base + "/login", timeout=2).status == 200, 120, "the console",
                  daemon)
         cr = broker.mqtt_config("control-room")
-        sh("watchlist", "publish", str(bundle), "--broker", broker.url, "--device", DEVICE, "--ca", cr["ca_file"],
+        sh("watchlist", "publish", str(bundle), "--broker", cr["broker"], "--device", DEVICE, "--ca", cr["ca_file"],
            "--cert", cr["cert_file"], "--key", cr["key_file"], "--wait-ack", "60")
         print("demo: watchlist published and applied by the van")
         deployment = start_deployment(config)

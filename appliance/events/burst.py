@@ -27,6 +27,7 @@ from appliance.events.models import Alert, Decision
 from appliance.events.publisher import OutboxPublisher
 from appliance.events.status import StatusReporter
 from appliance.events.store import EventStore
+from appliance.keys.keypairs import load_verify_key
 from appliance.storage import KeyFileProvider
 from appliance.sync.mqtt import MqttSettings
 
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=0.05, help="seconds between alerts")
     ap.add_argument("--receipt-timeout", type=float, default=30.0)
     ap.add_argument("--no-receipts", action="store_true")
+    ap.add_argument("--control-room-key", type=Path, metavar="FILE",
+                    help="the pinned control-room Ed25519 public key: only receipts it signed are believed")
     ap.add_argument("--status-interval", type=float, default=30.0)
     ap.add_argument("--retry-max", type=float, default=30.0, help="longest wait between first-connect attempts")
     ap.add_argument("--hold", action="store_true", help="keep running after 'done' until SIGTERM")
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                                      key_file=args.key)
     pub = OutboxPublisher(store, settings, args.device, status=reporter, receipts=not args.no_receipts,
                           receipt_timeout_s=args.receipt_timeout, status_interval_s=args.status_interval,
-                          retry_max_s=args.retry_max).start()
+                          retry_max_s=args.retry_max,
+                          verify_key=load_verify_key(args.control_room_key) if args.control_room_key else None).start()
     start = store.counters()["alerts"]
     for a in store.alerts(limit=3):  # killed between an alert and its decision: decide it now
         if a["latest_decision"] is None:

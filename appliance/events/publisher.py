@@ -24,17 +24,21 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from appliance.errors import SyncError
 from appliance.events.models import utc_now_iso
-from appliance.events.schemas import payload_error
+from appliance.events.receipts import RECEIPT_V2, ReceiptRefused, check_receipt
 from appliance.events.status import StatusReporter, offline_payload
 from appliance.events.store import EventStore
+from appliance.keys.keypairs import load_verify_key
 from appliance.sync import topics
 from appliance.sync.mqtt import MqttConnection, MqttSettings
+from appliance.sync.payloads import PayloadError, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,8 @@ PROP_STREAM = "lfr-stream"    # the events database's random stream id
 PROP_SEQ = "lfr-seq"          # the outbox row id: increasing, no gaps, per stream
 PROP_BASE = "lfr-base"        # every row <= base is already confirmed by a receipt
 PROP_RECEIPTS = "lfr-receipts"  # "1": the device waits for receipts and re-sends; the receiver keeps order
-RECEIPT_SCHEMA = "lfr.receipt/1"
+RECEIPT_SCHEMA = RECEIPT_V2
+MAX_RECEIPT_BYTES = 4096  # a signed receipt is ~330 bytes
 GAP_REPEAT_S = 3.0  # gap receipts for the same position within this long are one gap (messages in flight)
 MAX_RECEIPT_BACKOFF_S = 600.0  # with no receiver at all, re-send the unconfirmed backlog at most this rarely
 
@@ -52,6 +57,21 @@ _TOPIC_OF = {"alerts": topics.alerts, "decisions": topics.decisions, "deployment
 
 def receipts_topic(device: str) -> str:
     return topics.receipts(device)
+
+
+def _will(device: str) -> tuple[str, str, int, bool]:
+    return topics.status(device), json.dumps(offline_payload(device, "connection lost (last will)")), 1, True
+
+
+def van_connection(config) -> MqttConnection:
+    """The van's one MQTT connection (client id = device id = its certificate's CN), shared by the outbox
+    publisher, the watchlist sync and the command listener. The broker replaces any client id with the
+    certificate's CN (use_username_as_clientid), so one van has one session and no other certificate can take
+    it over; a second connection of the same van would only displace the first. Messages are acknowledged
+    after their handler returns (a bundle chunk only once it is on disk). Its last will is the retained
+    'offline' status."""
+    settings = MqttSettings.from_config(config.mqtt, client_id=config.device.id)
+    return MqttConnection(settings, ack_after_handling=True, will=_will(config.device.id))
 
 
 class OutboxPublisher:
@@ -67,7 +87,13 @@ class OutboxPublisher:
         status_interval_s: float = 30.0,
         max_inflight: int = 20,
         retry_max_s: float = 30.0,
+        verify_key: Ed25519PublicKey | None = None,
+        conn: MqttConnection | None = None,
+        audit_head: Callable[[], dict | None] | None = None,
     ):
+        """verify_key: the control room's pinned Ed25519 key. With it, only signed receipts (lfr.receipt/2) are
+        believed; without it (a stand-in van, a third-party control room), unsigned ones are too. Either way a
+        receipt never confirms beyond what this van has published."""
         self.store = store
         self.device_id = device_id
         self.settings = settings
@@ -78,6 +104,10 @@ class OutboxPublisher:
         self.max_inflight = max_inflight
         self.retry_max_s = retry_max_s
         self.stream_id = store.stream_id()
+        self.verify_key = verify_key
+        self.audit_head = audit_head  # the audit chain head, published (retained) with every status
+        self.receipts_refused = 0  # receipts not believed (forged, another van's, beyond what was published)
+        self._published_upto = store.published_upto()
         self.conn: MqttConnection | None = None
         self.published = 0  # publishes (including re-sends), for tests and the log
         self.go_backs = 0
@@ -92,16 +122,35 @@ class OutboxPublisher:
         self._ever_up = False
         self._thread = threading.Thread(target=self._run, name="outbox-publisher", daemon=True)
         self._unsubscribe = store.subscribe(self._on_store_event)
+        # conn: the van's shared connection (van_connection; the daemon connects and closes it).
+        self._shared = conn
+        if conn is not None:
+            if receipts:
+                conn.attach(receipts_topic(device_id), self._on_message)
+            conn.add_publish_listener(self._on_publish)
+            conn.add_link_listener(self._on_link)
+            if conn.connected:
+                self._on_link(True, conn.session_present)
 
     @classmethod
-    def from_config(cls, config, store: EventStore, status: StatusReporter | None = None) -> OutboxPublisher:
-        """The daemon's publisher: [mqtt] for the broker, [events] for receipts and intervals. Its client id is
-        "<device>-events" so it never displaces the watchlist sync's connection."""
+    def from_config(cls, config, store: EventStore, status: StatusReporter | None = None,
+                    conn: MqttConnection | None = None,
+                    audit_head: Callable[[], dict | None] | None = None) -> OutboxPublisher:
+        """The daemon's publisher: [mqtt] for the broker, [events] for receipts and intervals. With `conn` (the
+        daemon's van_connection) it shares the van's one connection; otherwise it owns one, client id the
+        device id."""
         device = config.device.id
-        settings = MqttSettings.from_config(config.mqtt, client_id=f"{device}-events")
+        settings = MqttSettings.from_config(config.mqtt, client_id=device)
         e = config.events
+        from appliance.watchlist.device import control_room_key_path
+
+        key_path = control_room_key_path(config)
+        verify_key = load_verify_key(key_path) if key_path.exists() else None
+        if verify_key is None and e.receipts:
+            log.warning("events: no pinned control-room key at %s: receipts are believed unsigned", key_path)
         return cls(store, settings, device, status=status, receipts=e.receipts, receipt_timeout_s=e.receipt_timeout_s,
-                   status_interval_s=e.status_interval_s, max_inflight=e.max_inflight)
+                   status_interval_s=e.status_interval_s, max_inflight=e.max_inflight, verify_key=verify_key,
+                   conn=conn, audit_head=audit_head)
 
     # -- public -------------------------------------------------------------------------------------------
     def start(self) -> OutboxPublisher:
@@ -153,21 +202,25 @@ class OutboxPublisher:
         self._wake.set()
 
     def _on_message(self, message) -> None:
+        # paho's thread: parse (bounded) and queue; the publisher thread checks it against what it published.
         try:
-            r = json.loads(message.payload)
-        except (ValueError, TypeError):
-            r = None
-        err = payload_error(r, RECEIPT_SCHEMA)
-        if err:
-            log.warning("ignored a malformed receipt on %s: %s", message.topic, err)
+            r = parse_json(message.payload, max_bytes=MAX_RECEIPT_BYTES, max_depth=2, what="receipt")
+        except PayloadError as e:
+            self._refuse_receipt(str(e))
             return
         self._receipts.append(r)
         self._wake.set()
 
+    def _refuse_receipt(self, why: str) -> None:
+        self.receipts_refused += 1
+        if self.receipts_refused <= 20 or self.receipts_refused % 1000 == 0:  # a flood must not flood the log
+            log.warning("events: receipt ignored (%d so far): %s", self.receipts_refused, why)
+
     # -- the thread ---------------------------------------------------------------------------------------
     def _connect(self) -> MqttConnection:
-        will = (topics.status(self.device_id),
-                json.dumps(offline_payload(self.device_id, "connection lost (last will)")), 1, True)
+        if self._shared is not None:
+            return self._shared
+        will = _will(self.device_id)
         subs = [(receipts_topic(self.device_id), 1)] if self.receipts else []
         conn = MqttConnection(self.settings, on_message=self._on_message, subscriptions=subs,
                               on_publish=self._on_publish, on_link=self._on_link, will=will)
@@ -232,16 +285,21 @@ class OutboxPublisher:
                 self.store.mark_sent(acked)
             # Receipts -> received; a gap the receiver reports -> go back once per gap.
             while self._receipts:
-                r = self._receipts.popleft()
-                if r.get("stream_id") != self.stream_id:
+                try:
+                    checked = check_receipt(self._receipts.popleft(), self.verify_key, device_id=self.device_id,
+                                            stream_id=self.stream_id, published_upto=self._published_upto)
+                except ReceiptRefused as e:
+                    self._refuse_receipt(str(e))
                     continue
-                upto = int(r["upto"])
+                if checked is None:  # another stream of this van (an events database from before a re-provision)
+                    continue
+                upto, is_gap = checked
                 if upto > received:
                     self.store.mark_received(upto)
                     received = upto
                     last_progress = now
                     rto = self.receipt_timeout_s
-                if r.get("gap") and cursor > upto and (gap_handled is None or gap_handled[0] != upto
+                if is_gap and cursor > upto and (gap_handled is None or gap_handled[0] != upto
                                                         or now - gap_handled[1] > GAP_REPEAT_S):
                     gap_handled = (upto, now)
                     cursor = self._go_back(f"the receiver reported a gap after {upto}")
@@ -291,6 +349,7 @@ class OutboxPublisher:
             log.warning("events: %s", e)
             return None
         self.published += 1
+        self._published_upto = max(self._published_upto, row["id"])
         return d.info.mid
 
     def _publish_status(self) -> None:
@@ -299,6 +358,19 @@ class OutboxPublisher:
                               qos=1, retain=True)
         except SyncError as e:
             log.warning("events: status not published: %s", e)
+        self._publish_audit_head()
+
+    def _publish_audit_head(self) -> None:
+        """The chain head beside the status: the control room keeps the highest it has seen, so a log cut at
+        its end (which the chain alone cannot show) is noticed when the van's export falls short of it."""
+        if self.audit_head is None:
+            return
+        try:
+            head = self.audit_head()
+            if head is not None:
+                self.conn.publish(topics.audit_head(self.device_id), json.dumps(head), qos=1, retain=True)
+        except Exception as e:  # the store failed: the status went out; the head goes with the next one
+            log.warning("events: audit head not published: %s", e)
 
     def _shutdown(self) -> None:
         conn = self.conn
@@ -314,4 +386,5 @@ class OutboxPublisher:
                 except SyncError as e:
                     log.warning("events: offline status not confirmed: %s", e)
         finally:
-            conn.close()
+            if self._shared is None:
+                conn.close()

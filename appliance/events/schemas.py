@@ -18,7 +18,9 @@ SCHEMAS = {
     "lfr.decision/1": "decision",
     "lfr.status/1": "status",
     "lfr.deployment/1": "deployment",
-    "lfr.receipt/1": "receipt",
+    "lfr.receipt/2": "receipt",  # signed by the control room (appliance/events/receipts.py)
+    "lfr.receipt/1": "receipt_v1",  # frozen: unsigned
+    "lfr.audit_head/1": "audit_head",
 }
 # What a receiver accepts on each topic: the current version first, then the older ones still valid.
 TOPIC_KIND: dict[str, tuple[str, ...]] = {
@@ -26,6 +28,7 @@ TOPIC_KIND: dict[str, tuple[str, ...]] = {
     "decisions": ("lfr.decision/1",),
     "status": ("lfr.status/1",),
     "deployments": ("lfr.deployment/1",),
+    "audit/head": ("lfr.audit_head/1",),
 }
 
 

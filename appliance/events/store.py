@@ -347,6 +347,14 @@ class EventStore:
                 (now, now, upto_id)).rowcount
         return n
 
+    def published_upto(self) -> int:
+        """The highest outbox id ever acknowledged by the broker or confirmed: a receipt beyond it is not believed."""
+        with self._lock:
+            row = self.db.conn.execute(
+                "SELECT coalesce(max(id), 0) FROM outbox WHERE sent_at IS NOT NULL OR received_at IS NOT NULL"
+            ).fetchone()
+        return max(int(row[0]), self.received_upto())
+
     def received_upto(self) -> int:
         """The highest outbox id up to which every row is confirmed by a receipt (0: none)."""
         with self._lock:

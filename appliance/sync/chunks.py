@@ -78,12 +78,17 @@ class Spool:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._held: dict[bytes, int] = {}  # bytes of chunk data on disk per transfer (counted, never declared)
+        self._dropped: set[bytes] = set()  # transfers dropped for lying about their size: later chunks too
 
     def _dir(self, tid: bytes) -> Path:
         return self.root / tid.hex()
 
     def add(self, chunk: Chunk) -> bool:
-        """Store a chunk; True if the transfer is now complete. Raises ChunkError if it contradicts the others."""
+        """Store a chunk; True if the transfer is now complete. Raises ChunkError if it contradicts the others,
+        or if the bytes held would exceed the transfer's declared size (then the whole transfer is dropped)."""
+        if chunk.transfer_id in self._dropped:
+            raise ChunkError(f"transfer {chunk.transfer_id.hex()} was dropped (larger than declared)")
         d = self._dir(chunk.transfer_id)
         meta_path = d / "transfer.json"
         meta = {"count": chunk.count, "total": chunk.total, "sha256": chunk.sha256.hex()}
@@ -91,13 +96,33 @@ class Spool:
             known = json.loads(meta_path.read_text())
             if {k: known[k] for k in meta} != meta:
                 raise ChunkError(f"chunk {chunk.index} disagrees with transfer {chunk.transfer_id.hex()}")
-        else:
+        if chunk.total > 0 and (not chunk.data or chunk.count > chunk.total):
+            raise ChunkError(f"chunk {chunk.index} of {chunk.count}: {len(chunk.data)} bytes cannot make a "
+                             f"{chunk.total}-byte bundle")
+        if len(chunk.data) > chunk.total:
+            raise ChunkError(f"chunk {chunk.index} holds {len(chunk.data)} bytes, more than the declared "
+                             f"{chunk.total}")
+        if not meta_path.exists():
             d.mkdir(parents=True, exist_ok=True)
             _atomic_write(meta_path, json.dumps({**meta, "started": time.time()}).encode())
         part = d / f"{chunk.index:08d}.chunk"
         if not part.exists():
+            held = self.held(chunk.transfer_id)
+            if held + len(chunk.data) > chunk.total:
+                self.remove(chunk.transfer_id)
+                self._dropped.add(chunk.transfer_id)
+                raise ChunkError(f"transfer {chunk.transfer_id.hex()} dropped: its chunks hold more than the "
+                                 f"declared {chunk.total} bytes")
             _atomic_write(part, chunk.data)
+            self._held[chunk.transfer_id] = held + len(chunk.data)
         return self.is_complete(chunk.transfer_id)
+
+    def held(self, tid: bytes) -> int:
+        """Bytes of chunk data this transfer holds on disk (counted from the files once, then kept)."""
+        if tid not in self._held:
+            d = self._dir(tid)
+            self._held[tid] = sum(p.stat().st_size for p in d.glob("*.chunk")) if d.exists() else 0
+        return self._held[tid]
 
     def received(self, tid: bytes) -> int:
         d = self._dir(tid)
@@ -132,6 +157,7 @@ class Spool:
         return out, size == meta["total"] and h.hexdigest() == meta["sha256"]
 
     def remove(self, tid: bytes) -> None:
+        self._held.pop(tid, None)
         shutil.rmtree(self._dir(tid), ignore_errors=True)
         (self.root / f"{tid.hex()}.bundle").unlink(missing_ok=True)
 

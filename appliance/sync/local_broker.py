@@ -37,28 +37,38 @@ def issue(pki: Path, *args: str) -> None:
     subprocess.run([str(ISSUE), args[0], str(pki), *args[1:]], check=True, capture_output=True, text=True)
 
 
+CONTROL_ROOM = "control-room"
+CONTROL_CA_DIR = "control-room-ca"  # the control room's client certificates come from their own CA
+
+
 def make_pki(pki: Path, clients: list[str]) -> Path:
+    """The van CA (pki/ca.crt, the server certificate, van client certificates) and the control room's CA
+    (pki/control-room-ca/ca.crt and the control-room client certificate)."""
     issue(pki, "ca")
     issue(pki, "server", "localhost", "127.0.0.1")
+    issue(pki / CONTROL_CA_DIR, "ca")
     for c in clients:
-        issue(pki, "client", c)
+        issue(pki / CONTROL_CA_DIR if c == CONTROL_ROOM else pki, "client", c)
     return pki
 
 
-def broker_config(pki: Path, workdir: Path, port: int) -> str:
-    """deploy/mosquitto/mosquitto.conf with the paths and the port of this test run substituted."""
+def broker_config(pki: Path, workdir: Path, port: int, control_port: int) -> str:
+    """deploy/mosquitto/mosquitto.conf with the paths and the ports of this test run substituted."""
     text = (DEPLOY / "mosquitto.conf").read_text()
     subs = {
-        "persistence_location": f"{workdir}/",
-        "listener": f"{port} 127.0.0.1",
-        "cafile": str(pki / "ca.crt"),
-        "certfile": str(pki / "server.crt"),
-        "keyfile": str(pki / "server.key"),
-        "acl_file": str(DEPLOY / "lfr.acl"),
+        "persistence_location": (f"{workdir}/", 1),
+        "listener 8883": (f"{port} 127.0.0.1", 1),
+        "listener 8884": (f"{control_port} 127.0.0.1", 1),
+        "cafile /etc/mosquitto/certs/ca.crt": (str(pki / "ca.crt"), 1),
+        "cafile /etc/mosquitto/certs/control-room-ca.crt": (str(pki / CONTROL_CA_DIR / "ca.crt"), 1),
+        "certfile": (str(pki / "server.crt"), 2),
+        "keyfile": (str(pki / "server.key"), 2),
+        "acl_file": (str(DEPLOY / "lfr.acl"), 1),
     }
-    for key, value in subs.items():
-        text, n = re.subn(rf"(?m)^{key} .*$", f"{key} {value}", text)
-        assert n == 1, f"{key} not found exactly once in mosquitto.conf"
+    for key, (value, times) in subs.items():
+        name = key.split()[0]
+        text, n = re.subn(rf"(?m)^{re.escape(key)}([ \t].*)?$", f"{name} {value}", text)
+        assert n == times, f"{key!r} found {n} times in mosquitto.conf, expected {times}"
     # Stay the current user (as root, mosquitto would otherwise switch to 'mosquitto' and lose the keys).
     text += f"\nuser {pwd.getpwuid(os.geteuid()).pw_name}\nlog_dest stdout\nlog_type error\nlog_type warning\n"
     text += "log_type notice\nlog_type information\n"
@@ -72,41 +82,56 @@ class TlsBroker:
         self.workdir = Path(workdir)
         self.pki = make_pki(self.workdir / "pki", list(self.CLIENTS))
         self.port = free_port()
+        self.control_port = free_port()
         self.host = "127.0.0.1"
         self.conf = self.workdir / "mosquitto.conf"
-        self.conf.write_text(broker_config(self.pki, self.workdir, self.port))
+        self.conf.write_text(broker_config(self.pki, self.workdir, self.port, self.control_port))
         self.log = self.workdir / "mosquitto.log"
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
+        """The vans' listener."""
         return f"mqtts://{self.host}:{self.port}"
+
+    @property
+    def control_url(self) -> str:
+        """The control room's listener (its client certificates come from their own CA)."""
+        return f"mqtts://{self.host}:{self.control_port}"
+
+    def url_for(self, name: str) -> str:
+        return self.control_url if name == CONTROL_ROOM else self.url
 
     @property
     def ca(self) -> Path:
         return self.pki / "ca.crt"
 
+    def _dir(self, name: str) -> Path:
+        return self.pki / CONTROL_CA_DIR if name == CONTROL_ROOM else self.pki
+
     def cert(self, name: str) -> Path:
-        return self.pki / f"{name}.crt"
+        return self._dir(name) / f"{name}.crt"
 
     def key(self, name: str) -> Path:
-        return self.pki / f"{name}.key"
+        return self._dir(name) / f"{name}.key"
 
     def issue(self, name: str) -> None:
         if not self.cert(name).exists():
-            issue(self.pki, "client", name)
+            issue(self._dir(name), "client", name)
 
     def settings(self, name: str, client_id: str | None = None, **kw):
+        """MqttSettings for client `name` on its listener (the control room's, or the vans'). On the vans'
+        listener the broker uses the certificate's CN as the client id, whatever `client_id` says."""
         from appliance.sync.mqtt import MqttSettings
 
         self.issue(name)
-        return MqttSettings.from_url(self.url, client_id or name, ca_file=self.ca, cert_file=self.cert(name),
-                                     key_file=self.key(name), **kw)
+        return MqttSettings.from_url(self.url_for(name), client_id or name, ca_file=self.ca,
+                                     cert_file=self.cert(name), key_file=self.key(name), **kw)
 
     def mqtt_config(self, name: str) -> dict:
         """The [mqtt] section of an appliance config for client `name`."""
         self.issue(name)
-        return {"broker": self.url, "ca_file": str(self.ca), "cert_file": str(self.cert(name)),
+        return {"broker": self.url_for(name), "ca_file": str(self.ca), "cert_file": str(self.cert(name)),
                 "key_file": str(self.key(name))}
 
     def start(self, timeout: float = 10.0) -> None:
@@ -119,8 +144,10 @@ class TlsBroker:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mosquitto exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}")
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
+                for port in (self.port, self.control_port):
+                    with socket.create_connection((self.host, port), timeout=0.2):
+                        pass
+                return
             except OSError:
                 time.sleep(0.05)
         self.stop()

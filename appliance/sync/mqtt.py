@@ -12,6 +12,7 @@ subscriptions and the QoS 1 messages queued while we were away.
 
 from __future__ import annotations
 
+import collections
 import logging
 import ssl
 import threading
@@ -29,6 +30,13 @@ from appliance.errors import KeyMaterialError, SyncError
 from appliance.keys.files import check_private
 
 log = logging.getLogger(__name__)
+DEAD_LETTERS_KEPT = 100
+
+
+class RetryLater(Exception):
+    """Raised by an on_message handler for a transient failure (e.g. the disk is full): the message is not
+    acknowledged, so the broker delivers it again after the next reconnect. Any other exception dead-letters
+    the message: it is acknowledged, counted and logged in one line, and never blocks the ones after it."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,9 @@ class MqttConnection:
         self.settings = settings
         self.subscriptions = list(subscriptions)
         self._on_message = on_message
-        self._on_publish = on_publish
-        self._on_link = on_link
+        self._routes: list[tuple[str, Callable[[mqtt.MQTTMessage], None]]] = []
+        self._publish_listeners = [on_publish] if on_publish is not None else []
+        self._link_listeners = [on_link] if on_link is not None else []
         self._clean_start = clean_start
         self._connected = threading.Event()
         self._connack_event = threading.Event()  # the first connect attempt has an outcome
@@ -109,6 +118,8 @@ class MqttConnection:
         self._suback_event = threading.Condition()
         self._puback: dict[int, object] = {}
         self.session_present = False
+        self.dead_letters = 0  # messages a handler failed on: acknowledged, logged, never retried
+        self.last_dead_letters: collections.deque[tuple[str, str]] = collections.deque(maxlen=DEAD_LETTERS_KEPT)
         # ack_after_handling: a QoS 1 message is PUBACKed only once on_message returned without an error
         # (e.g. the chunk is on disk); otherwise the broker redelivers it after the next reconnect.
         self._manual_ack = ack_after_handling
@@ -173,22 +184,37 @@ class MqttConnection:
         self._link(False)
 
     def _link(self, up: bool) -> None:
-        if self._on_link is not None:
+        for listener in list(self._link_listeners):
             try:
-                self._on_link(up, self.session_present if up else False)
+                listener(up, self.session_present if up else False)
             except Exception:
                 log.exception("error in the MQTT link callback")
 
+    def _handler_for(self, topic: str) -> Callable[[mqtt.MQTTMessage], None] | None:
+        for pattern, handler in self._routes:
+            if mqtt.topic_matches_sub(pattern, topic):
+                return handler
+        return self._on_message
+
     def _handle_message(self, client, userdata, message) -> None:
-        if self._on_message is None:
+        handler = self._handler_for(message.topic)
+        if handler is None:
             if self._manual_ack and message.qos > 0:
                 client.ack(message.mid, message.qos)
             return
         try:
-            self._on_message(message)
-        except Exception:  # never let one message kill paho's network thread
-            log.exception("error handling a message on %s (not acknowledged)", message.topic)
+            handler(message)
+        except RetryLater as e:
+            log.warning("message on %s not acknowledged, the broker will deliver it again: %s", message.topic, e)
             return
+        except BaseException as e:
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            self.dead_letters += 1
+            reason = f"{type(e).__name__}: {str(e)[:200]}"
+            self.last_dead_letters.append((message.topic, reason))
+            log.error("dead-lettered a message on %s (%d bytes): %s", message.topic, len(message.payload or b""),
+                      reason)
         if self._manual_ack and message.qos > 0:
             client.ack(message.mid, message.qos)
 
@@ -199,14 +225,50 @@ class MqttConnection:
 
     def _handle_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._puback[mid] = reason_code
-        if self._on_publish is not None:
+        for listener in list(self._publish_listeners):
             try:
-                self._on_publish(mid, reason_code)
+                listener(mid, reason_code)
             except Exception:
                 log.exception("error in the MQTT publish callback")
         if len(self._puback) > 10000:  # bounded: only recent reasons are asked for
             for k in list(self._puback)[:5000]:
                 self._puback.pop(k, None)
+
+    # -- sharing one connection (a van has one: the broker binds its client id to its certificate) ------
+    def attach(self, topic: str, handler: Callable[[mqtt.MQTTMessage], None], qos: int = 1) -> None:
+        """Route messages on `topic` (a filter) to `handler`, and subscribe to it on every connect."""
+        self._routes.append((topic, handler))
+        if (topic, qos) not in self.subscriptions:
+            self.subscriptions.append((topic, qos))
+        if self.connected:
+            self.client.subscribe(topic, qos=qos)
+
+    def add_publish_listener(self, listener: Callable[[int, object], None]) -> None:
+        self._publish_listeners.append(listener)
+
+    def add_link_listener(self, listener: Callable[[bool, bool], None]) -> None:
+        self._link_listeners.append(listener)
+
+    def connect_in_background(self, stop: threading.Event, *, timeout: float = 15.0, retry_max_s: float = 30.0,
+                              name: str = "mqtt-connect") -> None:
+        """Connect now if the broker answers; otherwise keep trying in a thread until `stop` is set (a van
+        starts without a broker). After the first CONNACK paho reconnects by itself."""
+        try:
+            self.connect(timeout)
+            return
+        except SyncError as e:
+            log.warning("MQTT: %s; retrying in the background", e)
+
+        def retry() -> None:
+            backoff = 1.0
+            while not stop.wait(backoff):
+                try:
+                    self.connect(timeout)
+                    return
+                except SyncError:
+                    backoff = min(backoff * 2, retry_max_s)
+
+        threading.Thread(target=retry, name=name, daemon=True).start()
 
     # -- API --------------------------------------------------------------------------------------------
     def connect(self, timeout: float = 15.0) -> MqttConnection:

@@ -47,6 +47,11 @@ def commands_ack(device: str) -> str:
     return f"{_dev(device)}/commands/ack"
 
 
+def audit_head(device: str) -> str:
+    """Device -> control room (retained): the newest entry of the audit chain (seq, hash, signature)."""
+    return f"{_dev(device)}/audit/head"
+
+
 def receipts(device: str) -> str:
     """Control room -> device: the highest outbox sequence number the receiver has stored (docs/events.md)."""
     return f"{_dev(device)}/receipts"

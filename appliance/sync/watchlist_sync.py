@@ -25,7 +25,9 @@ from pathlib import Path
 from appliance.errors import SyncError
 from appliance.sync import topics
 from appliance.sync.chunks import Chunk, ChunkError, Spool, split
-from appliance.sync.mqtt import Delivery, MqttConnection, MqttSettings
+from appliance.sync.mqtt import Delivery, MqttConnection, MqttSettings, RetryLater
+from appliance.sync.payloads import PayloadError, parse_json
+from appliance.watchlist.bundle import file_sha256
 from appliance.watchlist.receiver import ACK_SCHEMA, WatchlistReceiver
 from appliance.watchlist.timeutil import iso, utcnow
 
@@ -54,9 +56,9 @@ class AckCollector:
 
     def on_message(self, msg) -> None:
         try:
-            ack = json.loads(msg.payload)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            log.warning("ignoring a non-JSON ack on %s", msg.topic)
+            ack = parse_json(msg.payload, max_bytes=64 * 1024, what="ack")
+        except PayloadError as e:
+            log.warning("ignoring an ack on %s: %s", msg.topic, e)
             return
         if not isinstance(ack, dict) or ack.get("schema") != ACK_SCHEMA:
             return
@@ -156,16 +158,24 @@ class WatchlistSyncService:
         *,
         max_bundle_bytes: int = 1024 << 20,
         stale_after_s: float = 48 * 3600,
+        conn: MqttConnection | None = None,
     ):
+        """conn: the van's one shared connection (the daemon connects and closes it); without it the service
+        owns a connection made from `settings`."""
         self.device_id = receiver.device_id
         self.receiver = receiver
         self.spool = Spool(spool_dir)
         self.max_bundle_bytes = max_bundle_bytes
         self.stale_after_s = stale_after_s
-        self.conn = MqttConnection(
-            settings, on_message=self._on_message, subscriptions=[(topics.watchlist_bundles(self.device_id), 1)],
-            ack_after_handling=True,  # a chunk is acknowledged only once it is on disk
-        )
+        self._shared = conn is not None
+        if conn is not None:  # shared connections acknowledge after handling too
+            conn.attach(topics.watchlist_bundles(self.device_id), self._on_message)
+            self.conn = conn
+        else:
+            self.conn = MqttConnection(
+                settings, on_message=self._on_message, subscriptions=[(topics.watchlist_bundles(self.device_id), 1)],
+                ack_after_handling=True,  # a chunk is acknowledged only once it is on disk
+            )
         self._work: queue.Queue[bytes | None] = queue.Queue()
         self._refused_size: set[bytes] = set()
         self._queued: set[bytes] = set()
@@ -182,13 +192,15 @@ class WatchlistSyncService:
         for tid in self.spool.transfers():  # finished before a crash or restart: apply now
             if self.spool.is_complete(tid):
                 self._enqueue(tid)
-        self.conn.connect()
+        if not self._shared:
+            self.conn.connect()
         return self
 
     def stop(self) -> None:
         self._work.put(None)
         self._worker.join(timeout=60)
-        self.conn.close()
+        if not self._shared:
+            self.conn.close()
 
     def wait_processed(self, n: int, timeout: float) -> bool:
         with self._done:
@@ -220,10 +232,12 @@ class WatchlistSyncService:
             if tid in self._queued:
                 return  # a duplicate of a transfer already complete and being processed
         try:
-            complete = self.spool.add(chunk)  # an OSError (disk full) propagates: no PUBACK, redelivered later
+            complete = self.spool.add(chunk)
         except ChunkError as e:
             log.warning("%s", e)
             return
+        except OSError as e:  # disk full: no PUBACK, the broker delivers the chunk again after a reconnect
+            raise RetryLater(f"chunk not stored: {e}") from None
         if complete:
             self._enqueue(tid)
 
@@ -234,7 +248,7 @@ class WatchlistSyncService:
                 return
             try:
                 self._process(tid)
-            except Exception:  # keep the worker alive; the transfer stays spooled for the next start
+            except Exception:  # the ack could not be stored or sent (disk, broker): kept spooled for the next start
                 log.exception("processing transfer %s failed", tid.hex())
             finally:
                 with self._qlock:
@@ -244,17 +258,27 @@ class WatchlistSyncService:
                     self._done.notify_all()
 
     def _process(self, tid: bytes) -> None:
-        path, intact = self.spool.assemble(tid)
-        if not intact:
-            ack = self._transport_ack(tid, "transfer_corrupt", "the reassembled bundle does not match its checksum")
-        else:
-            previous = self.receiver.store.applied_event(tid.hex())
-            if previous is not None:  # applied before a crash, ack lost: say so again, do not re-apply
-                ack = self.receiver.applied_ack(tid.hex(), previous["bundle_sha256"])
-            else:
-                ack = self.receiver.process(path, transfer_id=tid.hex())
+        try:
+            ack = self._outcome(tid)
+        except Exception as e:  # nothing escapes: refuse with the reason, and never try this transfer again
+            log.exception("transfer %s could not be processed", tid.hex())
+            ack = self._transport_ack(tid, "malformed", f"could not be processed: {type(e).__name__}: {str(e)[:200]}")
         self._publish_ack(ack)
         self.spool.remove(tid)
+
+    def _outcome(self, tid: bytes) -> dict:
+        path, intact = self.spool.assemble(tid)
+        if not intact:
+            return self._transport_ack(tid, "transfer_corrupt", "the reassembled bundle does not match its checksum")
+        previous = self.receiver.store.applied_event(tid.hex())
+        if previous is None:
+            return self.receiver.process(path, transfer_id=tid.hex())
+        digest = file_sha256(path)
+        if previous["bundle_sha256"] != digest:  # a transfer id names one bundle, for good
+            return self._transport_ack(tid, "replay", f"transfer id {tid.hex()} was used before for another bundle "
+                                       f"(sha256 {str(previous['bundle_sha256'])[:16]}…); not applied")
+        # Applied before a crash, ack lost: say so again, do not re-apply.
+        return self.receiver.applied_ack(tid.hex(), previous["bundle_sha256"])
 
     def _transport_ack(self, tid: bytes, reason: str, detail: str) -> dict:
         self.receiver.store.record_refusal(reason, detail, header=None, transfer_id=tid.hex(), bundle_sha256=None)

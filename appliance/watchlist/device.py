@@ -93,14 +93,17 @@ class ExpiryWatcher:
                 self.match_service.swap(self.store.load_gallery())
 
 
-def make_sync_service(config: Config, receiver: WatchlistReceiver):
+def make_sync_service(config: Config, receiver: WatchlistReceiver, conn=None):
+    """conn: the daemon's one shared MQTT connection; without it (`appliance watchlist receive`) the service
+    connects by itself. The broker gives a van certificate one client id, its CN, so a second connection of
+    the same van displaces the first: do not run the CLI beside the daemon."""
     from appliance.sync.mqtt import MqttSettings
     from appliance.sync.watchlist_sync import WatchlistSyncService
 
-    # Its own client id (and so its own persistent session) beside the events publisher ("{id}-events").
-    settings = MqttSettings.from_config(config.mqtt, client_id=f"{config.device.id}-watchlist")
+    settings = MqttSettings.from_config(config.mqtt, client_id=config.device.id)
     return WatchlistSyncService(
         settings, receiver, config.device.data_dir / "spool" / "bundles",
         max_bundle_bytes=config.watchlist.max_bundle_mb << 20,
         stale_after_s=config.watchlist.stale_transfer_h * 3600,
+        conn=conn,
     )

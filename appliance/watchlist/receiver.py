@@ -65,6 +65,13 @@ class WatchlistReceiver:
             digest = _safe_sha256(path)
             log.error("watchlist bundle not applied: %s", e)
             return self._ack("refused", transfer_id, digest, header or {}, "storage_error", str(e)[:500])
+        except Exception as e:  # a signed bundle with a value nothing checked: refuse it, never crash on it
+            digest = _safe_sha256(path)
+            detail = f"a field could not be used ({type(e).__name__}: {str(e)[:200]})"
+            log.error("watchlist bundle refused: malformed: %s", detail)
+            self.store.record_refusal("malformed", detail, header=header, transfer_id=transfer_id,
+                                      bundle_sha256=digest, now=now)
+            return self._ack("refused", transfer_id, digest, header or {}, "malformed", detail)
         log.info("watchlist %s v%s applied: %d subjects, hash %s", active["watchlist_id"], active["version"],
                  active["subjects"], active["watchlist_sha256"][:16])
         detail = None

@@ -6,16 +6,29 @@ import json
 from functools import cache
 from pathlib import Path
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
+
+from appliance.watchlist.timeutil import parse_time
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+# "format": "date-time" is checked by parsing, so a time that matches the pattern but cannot exist
+# (month 99, 25:00) is refused by the schema instead of raising later, where it is used.
+FORMATS = FormatChecker(formats=())
+
+
+@FORMATS.checks("date-time", raises=(ValueError, OverflowError))
+def _is_time(value) -> bool:
+    if isinstance(value, str):
+        parse_time(value)
+    return True
 
 
 @cache
 def validator(name: str) -> Draft202012Validator:
     schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text())
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return Draft202012Validator(schema, format_checker=FORMATS)
 
 
 def first_error(name: str, instance) -> str | None:

@@ -13,8 +13,9 @@ import time
 import uuid
 from pathlib import Path
 
-from appliance.control.store import ControlStore, open_control_db
+from appliance.control.store import ControlStore, default_keys_dir, open_control_db
 from appliance.events.store import EventStore
+from appliance.keys.keypairs import generate_control_room
 from appliance.storage import KeyFileProvider
 
 
@@ -72,19 +73,33 @@ class Proc:
         return rc
 
 
+def receipt_keys(broker) -> Path:
+    """The control room's Ed25519 pair for this broker's tests: the receiver signs receipts with it and the
+    stand-in vans pin its public half (lfr.receipt/2)."""
+    d = broker.workdir / "control-room-keys"
+    if not (d / "control-room.ed25519.key").exists():
+        generate_control_room(d)
+    return d
+
+
 def van(broker, data: Path, *, count: int, interval: float = 0.03, device: str = "van-01",
         receipt_timeout: float = 2.0, extra: tuple[str, ...] = ()) -> Proc:
+    pinned = receipt_keys(broker) / "control-room.ed25519.pub"
     return Proc([sys.executable, "-m", "appliance.events.burst", "--data-dir", str(data), "--device", device,
                  "--broker", broker.url, "--ca", str(broker.ca), "--cert", str(broker.cert(device)),
                  "--key", str(broker.key(device)), "--count", str(count), "--interval", str(interval),
-                 "--receipt-timeout", str(receipt_timeout), "--retry-max", "1", *extra], f"van {device}")
+                 "--receipt-timeout", str(receipt_timeout), "--retry-max", "1", "--control-room-key", str(pinned),
+                 *extra], f"van {device}")
 
 
-def receiver(broker, db: Path, keys: Path | None = None, client_id: str | None = None) -> Proc:
+def receiver(broker, db: Path, keys: Path | None = None, client_id: str | None = None,
+             signing_key: Path | None = None) -> Proc:
+    """signing_key: the control room's key the van pins (default: receipt_keys(broker))."""
     client_id = client_id or f"cr-{uuid.uuid4().hex[:8]}"  # a fresh persistent session per test
-    args = [sys.executable, "-m", "appliance", "control", "listen", "--broker", broker.url, "--db", str(db),
+    signing_key = signing_key or receipt_keys(broker) / "control-room.ed25519.key"
+    args = [sys.executable, "-m", "appliance", "control", "listen", "--broker", broker.control_url, "--db", str(db),
             "--ca", str(broker.ca), "--cert", str(broker.cert("control-room")), "--key",
-            str(broker.key("control-room")), "--client-id", client_id]
+            str(broker.key("control-room")), "--client-id", client_id, "--signing-key", str(signing_key)]
     if keys is not None:
         args += ["--db-keys", str(keys)]
     p = Proc(args, "receiver")
@@ -108,7 +123,8 @@ def van_outbox(data: Path) -> list[dict]:
 
 
 def control_arrivals(db: Path, keys: Path | None, device: str) -> list[dict]:
-    store = ControlStore(open_control_db(db, KeyFileProvider(keys) if keys else None))
+    """keys None: the receiver's default key folder (appliance control listen encrypts by default)."""
+    store = ControlStore(open_control_db(db, KeyFileProvider(keys or default_keys_dir(db))))
     try:
         return store.arrivals(device)
     finally:

@@ -183,7 +183,8 @@ def test_command_cli(van, tls_broker, tmp_path, capsys):
 
     write_private(key, CONTROL.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                              serialization.NoEncryption()))
-    conn = ["--device", "van-01", "--signing-key", str(key), "--broker", tls_broker.url, "--ca", str(tls_broker.ca),
+    conn = ["--device", "van-01", "--signing-key", str(key), "--broker", tls_broker.control_url,
+            "--ca", str(tls_broker.ca),
             "--cert", str(tls_broker.cert("control-room")), "--key", str(tls_broker.key("control-room")),
             "--client-id", "control-room-cli"]
     assert main(["command", "end-deployment", *conn]) == 1  # nothing to end: refused, exit 1

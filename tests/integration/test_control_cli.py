@@ -17,9 +17,13 @@ def _run(*args: str, cwd) -> subprocess.CompletedProcess:
     (["--broker", "http://x", "--db", "c.db"], "broker URL 'http://x' must look like mqtts://host:port"),
     (["--broker", "mqtts://127.0.0.1:1", "--db", "c.db"], "needs --ca, --cert and --key"),
     (["--broker", "mqtt://127.0.0.1:1", "--db", "c.db"], "cannot reach the broker at 127.0.0.1:1"),
-    (["--broker", "mqtt://127.0.0.1:1", "--db", "enc.db"], "file is not a database (encrypted? give --db-keys)"),
+    (["--broker", "mqtt://127.0.0.1:1", "--db", "enc.db"], "its key is missing (key file enc.db.keys/enc.key)"),
+    (["--broker", "mqtt://127.0.0.1:1", "--db", "enc.db", "--plain-db"],
+     "file is not a database (encrypted? give --db-keys)"),
     (["--broker", "mqtt://127.0.0.1:1", "--db", "plain.db", "--db-keys", "keys"], "its key is missing"),
-], ids=["url", "tls-files", "unreachable", "encrypted-without-key", "plain-with-key"])
+    (["--broker", "mqtt://127.0.0.1:1", "--db", "c.db", "--crop-days", "0"], "--crop-days must be more than 0"),
+], ids=["url", "tls-files", "unreachable", "encrypted-without-key", "encrypted-as-plain", "plain-with-key",
+        "crop-days"])
 def test_refusals_are_one_line(tmp_path, args, message):
     (tmp_path / "enc.db").write_bytes(bytes(range(256)) * 16)
     import sqlite3

@@ -10,6 +10,7 @@ import queue
 import time
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -37,7 +38,7 @@ def env(tls_broker, tmp_path):
     lines: list[str] = []
     store = ControlStore(open_control_db(tmp_path / "control.db"))
     rx = ControlReceiver(tls_broker.settings("control-room", f"cr-{tmp_path.name[-12:]}"), store,
-                         out=lines.append).start()
+                         out=lines.append, signing_key=Ed25519PrivateKey.generate()).start()
     receipts: queue.Queue = queue.Queue()
     van = MqttConnection(tls_broker.settings(DEV, f"{DEV}-raw"), clean_start=True,
                          on_message=lambda m: receipts.put(json.loads(m.payload)))
@@ -119,7 +120,7 @@ def test_ordered_stream_gap_receipts_and_invalid_event_do_not_block(env):
 
     def receipt():
         r = env.receipts.get(timeout=10)
-        assert payload_error(r, "lfr.receipt/1") is None, payload_error(r)
+        assert payload_error(r, "lfr.receipt/2") is None, payload_error(r)
         assert r["stream_id"] == stream and r["device_id"] == DEV
         return r["upto"], r["gap"]
 

@@ -60,7 +60,7 @@ def check(data, db, keys, rx) -> tuple[int, int, int]:
 
 def test_broker_stopped_30s_while_alerts_happen(van, tls_broker, tmp_path):
     db, keys = tmp_path / "control.db", tmp_path / "control-keys"
-    rx = receiver(tls_broker, db, keys)
+    rx = receiver(tls_broker, db, keys, signing_key=van.root / "control-room" / "control-room.ed25519.key")
     d = daemon_process(van)
     console = Console(van.console_url).login()
     decisions: list[str] = []
@@ -111,7 +111,7 @@ def test_broker_stopped_30s_while_alerts_happen(van, tls_broker, tmp_path):
 
 def test_daemon_sigkilled_right_after_an_alert(van, tls_broker, tmp_path):
     db, keys = tmp_path / "control.db", tmp_path / "control-keys"
-    rx = receiver(tls_broker, db, keys)
+    rx = receiver(tls_broker, db, keys, signing_key=van.root / "control-room" / "control-room.ed25519.key")
     killed: list[str] = []  # the alert each SIGKILL followed
     procs = []
     try:

@@ -74,7 +74,7 @@ def test_officer_sees_and_rejects_a_live_alert_from_the_daemon(tmp_path, tls_bro
             camera.read = timed_read
 
     rx_db, rx_keys = tmp_path / "control.db", tmp_path / "control-keys"
-    rx = receiver(tls_broker, rx_db, rx_keys)
+    rx = receiver(tls_broker, rx_db, rx_keys, signing_key=van.root / "control-room" / "control-room.ed25519.key")
     app = TimedAppliance(van.config(), van.config_path)
     context = None
     try:

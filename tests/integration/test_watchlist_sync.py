@@ -285,7 +285,7 @@ def test_publish_command(env, tls_broker, capsys):
 
     env.ensure_applied()
     path = env.build("cli", version=env.store.meta()["version"] + 1)
-    args = ["watchlist", "publish", str(path), "--broker", tls_broker.url, "--device", "van-01",
+    args = ["watchlist", "publish", str(path), "--broker", tls_broker.control_url, "--device", "van-01",
             "--ca", str(tls_broker.ca), "--cert", str(tls_broker.cert("control-room")),
             "--key", str(tls_broker.key("control-room")), "--chunk-bytes", "8192", "--wait-ack", "30"]
     before = env.service.processed

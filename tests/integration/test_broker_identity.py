@@ -1,0 +1,80 @@
+"""A certificate can only be its own van (issue 12), on the real TLS Mosquitto with the deployed config and ACL.
+
+Before: van-02's certificate connecting with client id "van-01-commands" was handed van-01's persistent session;
+van-01 was disconnected and the commands queued for it were lost (the ACL dropped them on delivery to van-02).
+Now the vans' listener replaces every client id with the certificate's CN, and the control room's listener
+accepts only certificates from the control room's own CA.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+
+import pytest
+
+from appliance.errors import SyncError
+from appliance.sync import topics
+from appliance.sync.mqtt import MqttConnection, MqttSettings
+
+
+def _conn(broker, name: str, client_id: str, *, url: str | None = None, **kw) -> MqttConnection:
+    s = broker.settings(name, client_id)
+    if url is not None:
+        s = MqttSettings.from_url(url, client_id, ca_file=s.ca_file, cert_file=s.cert_file, key_file=s.key_file)
+    return MqttConnection(s, **kw)
+
+
+def test_another_vans_certificate_cannot_take_or_disturb_a_vans_session(tls_broker):
+    links: list[tuple[bool, bool]] = []
+    got: queue.Queue = queue.Queue()
+    van1 = _conn(tls_broker, "van-01", "van-01", on_message=lambda m: got.put(m.payload),
+                 subscriptions=[(topics.commands("van-01"), 1)])
+    van1.connect()
+    time.sleep(0.3)
+    van1.close()  # offline: the broker keeps its session and queues what comes for it
+    cr = _conn(tls_broker, "control-room", "cr-identity", clean_start=True).connect()
+    try:
+        cr.publish(topics.commands("van-01"), b'{"queued": 1}', qos=1).wait(10)
+        # van-02's certificate asks for every client id van-01 has ever used.
+        for cid in ("van-01", "van-01-commands", "van-01-events", "van-01-watchlist"):
+            thief_msgs: queue.Queue = queue.Queue()
+            thief = _conn(tls_broker, "van-02", cid, on_message=lambda m, q=thief_msgs: q.put(m.payload))
+            thief.connect()
+            try:
+                # It got its own session (van-02's), not van-01's: nothing of van-01's is delivered to it.
+                with pytest.raises(queue.Empty):
+                    thief_msgs.get(timeout=0.5)
+            finally:
+                thief.close()
+        cr.publish(topics.commands("van-01"), b'{"queued": 2}', qos=1).wait(10)
+        # van-01 comes back: its session is intact, with both messages queued while it was away.
+        van1b = _conn(tls_broker, "van-01", "anything-at-all", on_message=lambda m: got.put(m.payload),
+                      subscriptions=[(topics.commands("van-01"), 1)], on_link=lambda up, sp: links.append((up, sp)))
+        van1b.connect()
+        try:
+            assert van1b.session_present, "van-01's session was taken or reset"
+            assert [json.loads(got.get(timeout=5)) for _ in range(2)] == [{"queued": 1}, {"queued": 2}]
+            # And while van-01 is connected, van-02 asking for its id does not disconnect it.
+            downs_before = sum(1 for up, _ in links if not up)
+            thief = _conn(tls_broker, "van-02", "van-01")
+            thief.connect()
+            thief.close()
+            time.sleep(0.5)
+            assert van1b.connected
+            cr.publish(topics.commands("van-01"), b'{"queued": 3}', qos=1).wait(10)
+            assert json.loads(got.get(timeout=5)) == {"queued": 3}
+            assert sum(1 for up, _ in links if not up) == downs_before
+        finally:
+            van1b.close()
+    finally:
+        cr.close()
+
+
+def test_a_van_certificate_cannot_connect_on_the_control_rooms_listener(tls_broker):
+    """A van cannot pick the control room's client ids (the receiver's session queues every van's events)."""
+    with pytest.raises(SyncError):
+        _conn(tls_broker, "van-02", "control-room-receiver", url=tls_broker.control_url).connect(5)
+    with pytest.raises(SyncError):  # nor the control room's certificate on the vans' listener
+        _conn(tls_broker, "control-room", "cr-x", url=tls_broker.url).connect(5)
