@@ -24,7 +24,8 @@ and that every command and option has a help text.
 """
 
 
-def commands(parser: argparse.ArgumentParser, prefix: str = "appliance") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+def commands(parser: argparse.ArgumentParser,
+             prefix: str = "appliance") -> Iterator[tuple[str, argparse.ArgumentParser]]:
     """(full command name, its parser) for the top level and every nested sub-command, in order."""
     yield prefix, parser
     for action in parser._actions:
