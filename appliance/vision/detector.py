@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from appliance.runtime.interpreter import TFLiteModel
+from appliance.runtime.loader import Model
 from appliance.vision.types import Detection
 
 # Anchor layouts of the two BlazeFace variants (MediaPipe's SSD anchor options, fixed anchor size 1).
@@ -120,7 +120,7 @@ def tile_grid(width: int, height: int, grid: int, overlap: float, margin: float 
 class FaceDetector:
     """BlazeFace on whole frames and tiles. Returns detections in frame pixels, best first."""
 
-    def __init__(self, model: TFLiteModel, score_threshold: float = 0.5, nms_iou: float = 0.3,
+    def __init__(self, model: Model, score_threshold: float = 0.5, nms_iou: float = 0.3,
                  tiles: tuple[int, ...] = (1,), tile_overlap: float = 0.25, max_faces: int = 128,
                  whole_frame_margin: float = 0.25):
         self.model = model
