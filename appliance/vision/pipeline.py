@@ -93,8 +93,8 @@ class FacePipeline:
 
         det_model, det_spec = load(config.models.detector, "detector")
         d = config.detector
-        detector = FaceDetector(det_model, d.score_threshold, d.nms_iou, tuple(d.tiles), d.tile_overlap, d.max_faces,
-                                d.whole_frame_margin)
+        detector = FaceDetector(det_model, d.score_threshold, d.nms_iou, d.tiles, d.tile_overlap, d.max_faces,
+                                d.whole_frame_margin, d.min_face_px)
         landmarker = None
         if config.models.landmarks:
             landmarker = MeshLandmarker(load(config.models.landmarks, "landmarks")[0])
