@@ -27,11 +27,12 @@ ANCHOR_LAYOUTS = {
 
 
 # Smallest face, in model-input pixels, that BlazeFace full range finds reliably: 94% of faces of 14-16 px
-# against 66% at 10-12 px and 19% at 6-8 px (docs/detection.md, "Why mid-size faces were missed").
+# against 66% at 10-12 px and 19% at 6-8 px (docs/detection.md, issue 15, "Why").
 MIN_MODEL_FACE_PX = 15.0
 # Consecutive passes' windows differ in size by at most this factor, so a face too big for one pass is at
 # least MIN_MODEL_FACE_PX in the next coarser one (the model is reliable over more than 4x in face size).
 MAX_PASS_RATIO = 2.5
+# The coarsest finest grid: the earlier fixed default [1, 2, 3], which still counts a small frame's small faces.
 MIN_AUTO_GRID = 3
 # The finest automatic grid: bounds the cost on a very large frame (a 4K frame would otherwise want 10x10).
 MAX_AUTO_GRID = 8
@@ -241,6 +242,8 @@ class FaceDetector:
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
         every = self.grids_for(w, h)
         passes = tuple(every if grids is None else grids)
+        if not passes:
+            return []
         finest_wanted = min(window_side(w, h, g, self.tile_overlap, self.whole_frame_margin) for g in every)
         finest_ran = min(window_side(w, h, g, self.tile_overlap, self.whole_frame_margin) for g in passes)
         finest_ran_here = finest_ran <= finest_wanted * 1.01
