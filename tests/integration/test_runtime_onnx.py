@@ -138,3 +138,47 @@ def test_selftest_names_each_models_runtime_and_version():
     assert detail["runtimes"][ONNX_ID] == f"onnxruntime {ort.__version__}"
     assert detail["runtimes"]["blazeface-full"].startswith(("ai-edge-litert ", "tflite-runtime "))
     assert f"onnxruntime {ort.__version__}" in message and np.isfinite(detail["ms"][ONNX_ID])
+
+
+def test_a_new_model_is_calibrated_by_eval_calibrate_and_nothing_else_moves(tmp_path, lfw_dir):
+    """A force's first calibration of its own model: `eval --calibrate` on a model without a calibration writes
+    its table, and only its table (a small LFW subset stands in for the force's data)."""
+    import json
+    import subprocess
+    import sys
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    data = tmp_path / "data"
+    people = sorted(d for d in lfw_dir.iterdir() if d.is_dir())
+    repeated = [d for d in people if len(list(d.glob("*.jpg"))) >= 2][:25]
+    single = [d for d in people if len(list(d.glob("*.jpg"))) == 1][:25]
+    for d in repeated + single:
+        (data / d.name).mkdir(parents=True)
+        for photo in sorted(d.glob("*.jpg"))[:2]:
+            shutil.copyfile(photo, data / d.name / photo.name)
+    models = tmp_path / "models"
+    shutil.copytree(models_dir(), models, ignore=shutil.ignore_patterns("*.tflite"))
+    text = (models / "manifest.toml").read_text()
+    start = text.index(f"[models.{ONNX_ID}.calibration]")
+    (models / "manifest.toml").write_text(text[:start])  # the ONNX entry is last: as a force adds it, uncalibrated
+    for spec in load_manifest().models.values():
+        if spec.file.endswith(".tflite"):
+            (models / spec.file).symlink_to(spec.path())
+    before = tomllib.loads((models / "manifest.toml").read_text())
+    assert "calibration" not in before["models"][ONNX_ID]
+    config = tmp_path / "appliance.toml"
+    config.write_text(f'[models]\ndir = "{models}"\nembedder = "{ONNX_ID}"\n')
+    r = subprocess.run([sys.executable, "-m", "appliance", "eval", "--data", str(data), "--config", str(config),
+                        "--calibrate", "--json", "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    after = tomllib.loads((models / "manifest.toml").read_text())
+    cal = after["models"][ONNX_ID].pop("calibration")
+    assert cal["threshold"] == result["calibration"]["threshold"] == result["threshold"]
+    assert cal["floor"] <= cal["threshold"] and cal["evidence"]["images"] == len(list(data.glob("*/*.jpg")))
+    assert after == before  # every other entry, and the ONNX entry's own fields, as they were
+    assert load_manifest(models).get(ONNX_ID).calibration is not None  # and the manifest still loads
