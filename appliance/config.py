@@ -64,10 +64,18 @@ class CaptureConfig(Section):
 class DetectorConfig(Section):
     score_threshold: float = Field(0.5, ge=0.05, le=0.99, description="Minimum face score after sigmoid.")
     nms_iou: float = Field(0.3, ge=0.05, le=0.9, description="IoU above which detections merge (weighted NMS).")
-    tiles: list[int] = Field(
-        [1, 2, 3],
-        description="Tiling passes: 1 = whole frame, N = an N×N grid of overlapping tiles. Small faces need "
-        "tiles; each pass costs N² detector runs (see make bench).",
+    tiles: Literal["auto"] | list[int] = Field(
+        "auto",
+        description="Tiling passes. 'auto': chosen per frame size so that a face of min_face_px is at least 15 "
+        "model pixels in the finest pass, where BlazeFace finds it reliably (1280×720 and 1024 px: [1, 2, 3]; "
+        "1600 px: [1, 2, 4]; 1920×1080: [1, 2, 5]). Or a fixed list: 1 = whole frame, N = an N×N grid of "
+        "overlapping tiles; each pass costs N² detector runs (see docs/detection.md, make bench).",
+    )
+    min_face_px: float = Field(
+        40.0, ge=8, le=1000,
+        description="With tiles = 'auto': the narrowest face box (pixels) the passes must find reliably. The "
+        "default is just under the 44-px box of a face with the gate's 18-px eye distance "
+        "(quality.min_interocular_px).",
     )
     tile_overlap: float = Field(0.25, ge=0.0, le=0.5, description="Overlap between neighbouring tiles.")
     whole_frame_margin: float = Field(

@@ -128,11 +128,11 @@ def run_tracked(pipe: Any, service: MatchService, config: Config, clip: Path, wa
     from appliance.vision.tracker import FaceTracker
 
     tracker = FaceTracker(config.tracker)
-    tiles = TileSchedule(config.detector.tiles, schedule)
+    tiles = TileSchedule.for_detector(pipe.detector, schedule)
     frame_ms, embedded, detected = [], [], []
     for i, (frame, _) in enumerate(frames_of(clip)):
         t0 = time.perf_counter()
-        faces = pipe.detect(frame, grids=tiles.next())
+        faces = pipe.detect(frame, grids=tiles.next(frame.shape[1], frame.shape[0]))
         rgb = None
         n = 0
         for tf in tracker.update(faces, i):
@@ -188,7 +188,8 @@ def bench_stages(plan: StagePlan, workdir: Path | None = None, log: Callable[[st
         "models": {"detector": config.models.detector, "landmarks": config.models.landmarks,
                    "embedder": config.models.embedder},
         "runtime": {"threads": config.runtime.threads, "xnnpack": config.runtime.xnnpack},
-        "detector": {"tiles": list(config.detector.tiles), "tile_overlap": config.detector.tile_overlap},
+        "detector": {"tiles": tiles if isinstance(tiles := config.detector.tiles, str) else list(tiles),
+                     "min_face_px": config.detector.min_face_px, "tile_overlap": config.detector.tile_overlap},
         "matcher": {"backend": config.matcher.backend, "gallery": plan.gallery_size, "threshold": threshold},
         "pipeline_load_s": round(load_s, 3),
         "resolutions": {},

@@ -17,7 +17,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="interpreter threads (overrides runtime.threads)")
     p.add_argument("--embedder", help="embedder id from models/manifest.toml (e.g. mobilefacenet-fp32)")
     p.add_argument("--detector", help="detector id from models/manifest.toml (e.g. blazeface-short)")
-    p.add_argument("--tiles", help="detector tiling passes, e.g. 1,2,4 (overrides detector.tiles)")
+    p.add_argument("--tiles", help="detector tiling passes: auto, or grids such as 1,2,4 (overrides detector.tiles)")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -28,11 +28,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
         overrides["models.embedder"] = args.embedder
     if getattr(args, "detector", None):
         overrides["models.detector"] = args.detector
-    if getattr(args, "tiles", None):
+    if getattr(args, "tiles", None) == "auto":
+        overrides["detector.tiles"] = "auto"
+    elif getattr(args, "tiles", None):
         try:
             overrides["detector.tiles"] = [int(t) for t in args.tiles.split(",")]
         except ValueError:
-            raise ApplianceError(f"--tiles {args.tiles!r}: expected comma-separated integers such as 1,2,4") from None
+            raise ApplianceError(
+                f"--tiles {args.tiles!r}: expected auto or comma-separated integers such as 1,2,4"
+            ) from None
     return load_config(getattr(args, "config", None), overrides)
 
 

@@ -60,7 +60,13 @@ def run(args: argparse.Namespace) -> int:
     if args.nasa and not args.nasa.is_dir():
         raise ApplianceError(f"--nasa: folder {args.nasa} not found")
     emb = embed_dataset(pipe, dataset, progress=False if args.no_progress else None)
-    threshold = resolve_threshold(config.matcher, pipe.embedder_spec)
+    if args.calibrate and pipe.embedder_spec.calibration is None and config.matcher.threshold is None:
+        # A model's first calibration (a force's own model, just added to the manifest): the calibrated
+        # threshold does not depend on the one the figures are reported at, so measure it, then report there.
+        result, raw = evaluate(dataset, emb, pipe.model_id, 0.5, groups)
+        threshold = float(result["calibration"]["threshold"])
+    else:
+        threshold = resolve_threshold(config.matcher, pipe.embedder_spec)
     result, raw = evaluate(dataset, emb, pipe.model_id, threshold, groups)
     if args.nasa:
         result["nasa"] = evaluate_nasa(pipe, args.nasa, dataset, emb, threshold)

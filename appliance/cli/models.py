@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from appliance.runtime.loader import runtime_version
 from appliance.runtime.manifest import install_models, load_manifest, verify_model
 
 
@@ -22,10 +23,10 @@ def run(args: argparse.Namespace) -> int:
         install_models(manifest, source=args.source, allow_download=not args.no_download)
     elif args.action == "verify":
         for spec in manifest.models.values():
-            print(f"ok  {spec.id:22} {verify_model(spec)}")
+            print(f"ok  {spec.id:22} {runtime_version(spec.runtime):22} {verify_model(spec)}")
     else:
         for spec in manifest.models.values():
             cal = spec.calibration
             thr = f"threshold {cal.threshold:.3f} (floor {cal.floor:.3f})" if cal else ""
-            print(f"{spec.id:22} {spec.role:10} {spec.file:45} {spec.licence.split(' ')[0]:12} {thr}")
+            print(f"{spec.id:22} {spec.role:10} {spec.runtime:12} {spec.file:45} {spec.licence.split(' ')[0]:12} {thr}")
     return 0

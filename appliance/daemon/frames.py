@@ -91,7 +91,8 @@ class FrameProcessor:
         self.tracker.on_expire = self._track_ended
 
     def process(self, frame: Frame) -> list[AlertEvidence]:
-        faces = self.pipeline.detect(frame.image, grids=self.schedule.next() if self.schedule else None)
+        grids = self.schedule.next(frame.width, frame.height) if self.schedule else None
+        faces = self.pipeline.detect(frame.image, grids=grids)
         self.counters.add("frames")
         self.counters.add("detections", len(faces))
         before = self.tracker.tracks_started

@@ -84,7 +84,8 @@ class Appliance:
         self.tracker = FaceTracker(cfg.tracker)
         self.frames = FrameProcessor(self.pipeline, self.tracker, self.matcher, self.rule, self._on_alert,
                                      matching_enabled=self.matching_enabled, counters=self.counters,
-                                     schedule=TileSchedule(cfg.detector.tiles, cfg.detector.tile_schedule))
+                                     schedule=TileSchedule.for_detector(self.pipeline.detector,
+                                                                            cfg.detector.tile_schedule))
         self.camera = LatestFrameGrabber.from_config(open_source(self.source, cfg.capture), cfg.capture,
                                                      on_state=self._on_camera_state)
         from appliance.deployments.device import build_safeguards

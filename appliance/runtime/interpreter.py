@@ -6,6 +6,7 @@ on x86 because it does not use XNNPACK there, see models/README.md).
 
 from __future__ import annotations
 
+import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from appliance.errors import ModelError
 
 
 def _load_backend() -> tuple[str, Any]:
+    """(distribution name, interpreter module) of the TFLite interpreter installed."""
     try:
         from ai_edge_litert import interpreter as litert
 
@@ -30,6 +32,18 @@ def _load_backend() -> tuple[str, Any]:
         raise ModelError(
             "no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)"
         ) from None
+
+
+def litert_version() -> tuple[str, str] | None:
+    """(distribution, version) of the TFLite interpreter installed, or None."""
+    try:
+        name, _ = _load_backend()
+    except ModelError:
+        return None
+    try:
+        return name, importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return name, "unknown"
 
 
 @dataclass(frozen=True)
@@ -52,12 +66,13 @@ class TensorSpec:
 
 
 class TFLiteModel:
-    """A loaded model. Not thread-safe: give each thread its own instance."""
+    """A loaded TFLite model. Not thread-safe: give each thread its own instance."""
 
     def __init__(self, path: Path | str, options: RuntimeOptions | None = None):
         options = options or RuntimeOptions()
         self.path = Path(path)
         self.backend, module = _load_backend()
+        self.version = (litert_version() or (self.backend, "unknown"))[1]
         kwargs: dict[str, Any] = {"model_path": str(self.path), "num_threads": options.threads}
         if not options.xnnpack:
             kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES

@@ -27,6 +27,11 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 MANIFEST_NAME = "manifest.toml"
+# Runtimes a manifest entry may name (`runtime = ...`); an entry without one runs on LiteRT.
+LITERT = "litert"
+ONNXRUNTIME = "onnxruntime"
+RUNTIMES = (LITERT, ONNXRUNTIME)
+LAYOUTS = ("NHWC", "NCHW")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,15 @@ class ModelSpec:
             target_fpir=float(cal.get("target_fpir", 1e-3)),
             evidence=cal.get("evidence", ""),
         )
+
+    @property
+    def runtime(self) -> str:
+        return str(self.raw.get("runtime", LITERT))
+
+    @property
+    def layout(self) -> str:
+        """How an image input is laid out: NHWC (TFLite's way) unless the input spec says NCHW."""
+        return str(self.input.get("layout", "NHWC"))
 
     def path(self, root: Path | None = None) -> Path:
         return (root or models_dir()) / self.file
@@ -121,6 +135,16 @@ def load_manifest(root: Path | None = None) -> Manifest:
             )
         except KeyError as e:
             raise ModelError(f"model manifest {path}: model '{model_id}' lacks field {e}") from None
+        spec = models[model_id]
+        if spec.runtime not in RUNTIMES:
+            raise ModelError(
+                f"model manifest {path}: model '{model_id}' has runtime {spec.runtime!r}; known: {', '.join(RUNTIMES)}"
+            )
+        if spec.layout not in LAYOUTS:
+            raise ModelError(
+                f"model manifest {path}: model '{model_id}' has input.layout {spec.layout!r}; "
+                f"known: {', '.join(LAYOUTS)}"
+            )
     return Manifest(path=path, defaults=data.get("defaults", {}), models=models)
 
 

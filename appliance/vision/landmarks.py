@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from appliance.runtime.interpreter import TFLiteModel
+from appliance.runtime.loader import Model
 from appliance.vision.types import LEFT_EYE, RIGHT_EYE, Detection
 
 # Mesh indices: eye corners (averaged to eye centres), nose tip, mouth corners.
@@ -32,7 +32,7 @@ def roi_transform(detection: Detection, size: int) -> np.ndarray:
 
 
 class MeshLandmarker:
-    def __init__(self, model: TFLiteModel, min_presence: float = 0.5):
+    def __init__(self, model: Model, min_presence: float = 0.5):
         self.model = model
         self.size = model.inputs[0].shape[1]
         self.min_presence = min_presence

@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from appliance.config import Config
-from appliance.runtime.interpreter import RuntimeOptions, TFLiteModel
-from appliance.runtime.manifest import ModelSpec, load_manifest, verify_model
+from appliance.runtime.interpreter import RuntimeOptions
+from appliance.runtime.loader import Model, load_model
+from appliance.runtime.manifest import ModelSpec, load_manifest
 from appliance.vision.align import align, align_on_keypoints
 from appliance.vision.detector import FaceDetector
 from appliance.vision.embedder import FaceEmbedder
@@ -86,20 +87,21 @@ class FacePipeline:
         options = RuntimeOptions(threads=config.runtime.threads, xnnpack=config.runtime.xnnpack)
         root = manifest.path.parent
 
-        def load(model_id: str, role: str) -> tuple[TFLiteModel, ModelSpec]:
+        def load(model_id: str, role: str) -> tuple[Model, ModelSpec]:
             spec = manifest.get(model_id, role)
-            return TFLiteModel(verify_model(spec, root), options), spec
+            return load_model(spec, root, options), spec
 
         det_model, det_spec = load(config.models.detector, "detector")
         d = config.detector
-        detector = FaceDetector(det_model, d.score_threshold, d.nms_iou, tuple(d.tiles), d.tile_overlap, d.max_faces,
-                                d.whole_frame_margin)
+        detector = FaceDetector(det_model, d.score_threshold, d.nms_iou, d.tiles, d.tile_overlap, d.max_faces,
+                                d.whole_frame_margin, d.min_face_px)
         landmarker = None
         if config.models.landmarks:
             landmarker = MeshLandmarker(load(config.models.landmarks, "landmarks")[0])
         emb_model, emb_spec = load(config.models.embedder, "embedder")
         mean, std = emb_spec.input.get("mean"), emb_spec.input.get("std")
-        embedder = FaceEmbedder(emb_model, *([mean, std] if mean and std else []), flip=config.models.embed_flip)
+        embedder = FaceEmbedder(emb_model, *([mean, std] if mean and std else []), flip=config.models.embed_flip,
+                                layout=emb_spec.layout)
         return cls(config, detector, landmarker, embedder, emb_spec, det_spec)
 
     @property

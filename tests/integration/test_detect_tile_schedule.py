@@ -38,10 +38,11 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_two_round_robin_frames_find_what_one_fully_tiled_frame_finds(pipeline, street_1080p):
     detector = pipeline.detector
-    assert tuple(detector.tiles) == (1, 2, 3)  # the shipped default
+    assert detector.tiles == "auto" and detector.grids_for(1920, 1080) == (1, 2, 5)  # the shipped default
     full = detector.detect(street_1080p)
-    schedule = TileSchedule(detector.tiles, "round_robin")
-    halves = [detector.detect(street_1080p, schedule.next()) for _ in range(schedule.period)]
+    schedule = TileSchedule.for_detector(detector, "round_robin")
+    halves = [detector.detect(street_1080p, schedule.next(1920, 1080)) for _ in range(2)]
+    assert schedule.period == 2
     union = [d.box for half in halves for d in half]
     found = sum(any(_iou(d.box, u) >= 0.5 for u in union) for d in full)
     print(f"\nfull tiling {len(full)} faces; round robin {[len(h) for h in halves]}; {found} of the full set found")
@@ -63,7 +64,7 @@ def _run(pipeline, frame_image: np.ndarray, schedule: TileSchedule | None, n: in
 
 def test_the_tracker_bridges_the_frames_a_grid_skips(pipeline, street_1080p):
     every, every_s = _run(pipeline, street_1080p, None, 8)
-    rr, rr_s = _run(pipeline, street_1080p, TileSchedule(pipeline.detector.tiles, "round_robin"), 8)
+    rr, rr_s = _run(pipeline, street_1080p, TileSchedule.for_detector(pipeline.detector, "round_robin"), 8)
     print(f"\nfaces seen: every frame {every['faces_seen']} in {every_s:.2f} s, "
           f"round robin {rr['faces_seen']} in {rr_s:.2f} s")
     # Each person is one track either way: none lost, none split by the frames their grid did not run.

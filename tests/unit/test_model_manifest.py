@@ -87,3 +87,26 @@ def test_installed_models_match_the_manifest():
             pytest.fail(f"{spec.path()} missing: run `make models`")
         verify_model(spec)
     assert models_dir().is_dir()
+
+
+def test_runtime_and_layout_default_to_litert_and_nhwc(tiny_manifest):
+    manifest, _ = tiny_manifest
+    spec = manifest.get("m")
+    assert spec.runtime == "litert" and spec.layout == "NHWC"
+    shipped = load_manifest()
+    assert {s.runtime for s in shipped.models.values()} == {"litert", "onnxruntime"}
+    assert all(s.layout == "NHWC" for s in shipped.models.values() if s.runtime == "litert")
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ('runtime = "tensorrt"', "", "runtime 'tensorrt'; known: litert, onnxruntime"),
+    ("", ', layout = "CHW"', "input.layout 'CHW'; known: NHWC, NCHW"),
+])
+def test_an_unknown_runtime_or_layout_is_refused(tiny_manifest, field, value, message):
+    manifest, _ = tiny_manifest
+    path = manifest.path
+    text = path.read_text().replace('role = "detector"', f'role = "detector"\n{field}')
+    text = text.replace("shape = [1, 8, 8, 3]", f"shape = [1, 8, 8, 3]{value}")
+    path.write_text(text)
+    with pytest.raises(ModelError, match=message):
+        load_manifest(path.parent)
