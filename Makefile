@@ -62,8 +62,9 @@ bench: install  ## speed and memory benchmarks: bench/results/bench.{json,md}
 demo: install  ## a van on this computer: street replay, signed watchlist over TLS MQTT, console on :8080
 	$(BIN)/python -m appliance.devtools.demo
 
-docs: $(BIN)/appliance  ## regenerate docs/configuration.md from the config models
+docs: $(BIN)/appliance  ## regenerate docs/configuration.md and docs/cli.md from the config models and the parser
 	$(BIN)/python -m appliance.devtools.config_doc > docs/configuration.md
+	$(BIN)/python -m appliance.devtools.cli_doc > docs/cli.md
 
 clean:  ## remove the venv, installed models and outputs
 	rm -rf $(VENV) reports out bench/results

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", type=Path, metavar="FILE", help="output file (default: stdout)")
     e.set_defaults(func=run_export)
     x = actions.add_parser("verify-export", help="control room: verify an export with the device's public key")
-    x.add_argument("file", type=Path, metavar="FILE")
+    x.add_argument("file", type=Path, metavar="FILE", help="a JSONL export written by `audit export`")
     x.add_argument("--public-key", type=Path, required=True, metavar="PEM", help="the device's Ed25519 public key")
     x.add_argument("--device", help="the device id the export must come from")
     x.add_argument("--prev", metavar="HASH", help="last hash of the previous export: checks the two join up")

@@ -14,7 +14,7 @@ from appliance.vision.pipeline import FacePipeline
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detect", help="find faces in images; one JSON line per image")
-    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photos to look for faces in")
     p.add_argument("--json", action="store_true", help="print JSON lines (the default output format)")
     p.add_argument("--annotate", type=Path, metavar="DIR", help="write copies with boxes and keypoints drawn")
     add_config_args(p)

@@ -22,7 +22,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("identify", help="match the faces in images against a folder gallery (Name/*.jpg)")
     p.add_argument("--gallery", type=Path, required=True, metavar="DIR", help="one sub-folder of photos per person")
-    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
+                   help="photos whose faces are searched in the gallery")
     p.add_argument("--json", action="store_true", help="one JSON line per image")
     p.add_argument("--threshold", type=float,
                    help="cosine threshold (default: the calibrated one; never below the floor)")

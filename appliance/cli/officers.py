@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=run_list)
     d = actions.add_parser("disable", help="disable an officer: their logins and open sessions stop working")
-    d.add_argument("officer_id", metavar="ID")
+    d.add_argument("officer_id", metavar="ID", help="the officer to disable (their decisions stay on record)")
     d.set_defaults(func=run_disable)
 
 
