@@ -7,7 +7,7 @@ versions of numpy, OpenCV and the interpreter, so a change here is a recalibrati
 
 Two files per platform, resolved together so that they pin the same versions:
   <platform>.txt         every extra (dev, device, fast search, eval): developer machines and CI;
-  <platform>-device.txt  the runtime and the `device` extra only: what deploy/install.sh puts on a van.
+  <platform>-device.txt  the runtime, the `device` and `onnx` extras: what deploy/install.sh puts on a van.
 
     python -m appliance.devtools.lockfiles write     # needs uv and the package index
     python -m appliance.devtools.lockfiles check     # offline
@@ -32,6 +32,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCK_DIR = PROJECT_ROOT / "deploy" / "lock"
 EXTRA_CONSTRAINTS = LOCK_DIR / "constraints.txt"  # inputs beside pyproject.toml, each with its reason
 INPUTS_LINE = "# inputs-sha256: "
+# What a van installs beside the runtime: systemd-python, and ONNX Runtime so a force's licensed ONNX model is a
+# manifest entry away (docs/model-card.md), not a reinstall.
+DEVICE_EXTRAS = ("device", "onnx")
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def write() -> None:
         full = lock_path(plat)
         _compile(plat, full, extras, None)
         # The device lock is constrained by the full one, so a van runs the very versions CI tested.
-        _compile(plat, lock_path(plat, device=True), ["device"], full)
+        _compile(plat, lock_path(plat, device=True), list(DEVICE_EXTRAS), full)
         print(f"wrote {full.relative_to(PROJECT_ROOT)} and its -device lock")
 
 
@@ -161,7 +164,7 @@ def problems() -> list[str]:
             if header.removeprefix(INPUTS_LINE).strip() != digest:
                 out.append(f"{name}: resolved from another pyproject.toml (dependencies changed: run `make lock`)")
             pins = read_pins(path)
-            extras = ["device"] if device else sorted(project["optional-dependencies"])
+            extras = list(DEVICE_EXTRAS) if device else sorted(project["optional-dependencies"])
             wanted = list(project["dependencies"])
             for extra in extras:
                 wanted += project["optional-dependencies"][extra]

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from appliance.config import Config
-from appliance.runtime.manifest import ModelSpec, load_manifest
+from appliance.runtime.manifest import ONNXRUNTIME, ModelSpec, load_manifest
 from appliance.vision.align import ARCFACE_TEMPLATE
 
 INFORMATIONAL = ("python", "machine")  # recorded, never a reason to warn
@@ -33,13 +33,13 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
-def interpreter_version() -> str:
-    """The TFLite interpreter that runs the models, as 'name version' (the one runtime/interpreter.py loads)."""
-    for name in ("ai-edge-litert", "tflite-runtime"):
-        version = _dist_version(name)
-        if version:
-            return f"{name} {version}"
-    return "none"
+def interpreter_version(specs: list[ModelSpec] | None = None) -> str:
+    """The runtimes that run these models, as 'name version' (LiteRT as runtime/interpreter.py loads it,
+    and ONNX Runtime when a manifest entry names it)."""
+    litert = next((f"{n} {v}" for n in ("ai-edge-litert", "tflite-runtime") if (v := _dist_version(n))), "none")
+    if any(s.runtime == ONNXRUNTIME for s in specs or []):
+        return f"{litert}, onnxruntime {_dist_version('onnxruntime') or 'none'}"
+    return litert
 
 
 def _model(spec: ModelSpec | None) -> str:
@@ -51,14 +51,15 @@ def pipeline_fingerprint(config: Config) -> dict[str, Any]:
     manifest = load_manifest(config.models.dir)
     embedder = manifest.get(config.models.embedder, "embedder")
     landmarks = manifest.get(config.models.landmarks, "landmarks") if config.models.landmarks else None
+    detector = manifest.get(config.models.detector, "detector")
     d, q = config.detector, config.quality
     inp = embedder.input
     return {
         "numpy": np.__version__,
         "opencv": cv2.__version__,
-        "interpreter": interpreter_version(),
+        "interpreter": interpreter_version([s for s in (detector, landmarks, embedder) if s is not None]),
         "xnnpack": str(config.runtime.xnnpack).lower(),
-        "detector": _model(manifest.get(config.models.detector, "detector")),
+        "detector": _model(detector),
         "landmarks": _model(landmarks),
         "embedder": _model(embedder),
         "alignment": ("5 points from the face mesh" if landmarks else "4 detector keypoints")
