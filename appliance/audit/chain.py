@@ -38,7 +38,7 @@ KINDS = (
     "deployment.started", "deployment.ended", "watchlist.applied", "watchlist.refused", "watchlist.erased",
     "alert", "decision", "config.changed", "threshold.changed", "login", "login.failed", "logout",
     "purge", "legal_hold.set", "legal_hold.cleared", "revocation", "command.accepted", "command.refused",
-    "audit.exported", "pipeline.changed",
+    "audit.exported", "pipeline.changed", "watchlist.subjects_expired",
 )
 _COLS = ("seq", "at", "device_id", "kind", "actor", "data", "prev", "hash", "key_id", "sig")
 

@@ -102,6 +102,7 @@ class Appliance:
                                            reset_tracks=self._reset_pending.set, with_mqtt=self.with_mqtt,
                                            mqtt_conn=self.mqtt)
         self._watchlist_expires = self._expiry()
+        self._next_expiry = self.watchlist.next_expiry()
         self._check_pipeline()
         if self.with_mqtt:
             self._build_mqtt()
@@ -187,6 +188,7 @@ class Appliance:
     def _on_watchlist_applied(self, store) -> None:
         gallery_swapper(self.matcher)(store)
         self._watchlist_expires = self._expiry()
+        self._next_expiry = self.watchlist.next_expiry()
         self._flush_tracks.set()  # matches against the old list are forgotten with their tracks
         log.info("watchlist %s version %s applied: %d subjects", self.matcher.gallery.watchlist_id,
                  self.matcher.gallery.version, self.matcher.gallery.n_subjects)
@@ -314,11 +316,26 @@ class Appliance:
                 self._update_status()
 
     def _check_watchlist_expiry(self) -> None:
-        expires = self._watchlist_expires
-        if expires is not None and expires <= datetime.now(timezone.utc) and self.matcher.gallery.n_subjects:
-            self.matcher.swap(self.watchlist.load_gallery())  # empty once expired
-            self.frames.reset()
+        """On the frame thread, between frames: when the watchlist or one subject's own `expires_at` passes, the
+        smaller gallery is swapped in at once (no restart, no new watchlist), the tracks that were matched
+        against the old one are flushed, and the audit log says who left it."""
+        now = datetime.now(timezone.utc)
+        expires, nxt = self._watchlist_expires, self._next_expiry
+        if nxt is None or nxt > now:
+            return
+        before = set(self.matcher.gallery.subjects)
+        self.matcher.swap(self.watchlist.load_gallery())  # expired subjects (or all, once the list expires) left out
+        self.frames.reset()
+        self._next_expiry = self.watchlist.next_expiry()
+        gone = sorted(before - set(self.matcher.gallery.subjects))
+        if expires is not None and expires <= now:
             log.warning("watchlist expired at %s: matching stopped", expires.isoformat())
+        elif gone:
+            log.warning("%d watchlist subject(s) expired: no longer matched", len(gone))
+        if gone:
+            self.safeguards.audit.record("watchlist.subjects_expired", "system", {
+                "watchlist_id": self.matcher.gallery.watchlist_id, "version": self.matcher.gallery.version,
+                "subjects": gone, "whole_watchlist": bool(expires is not None and expires <= now)})
 
     def reload(self) -> None:
         """SIGHUP: re-read the config file; apply what can change at run time, log each change."""

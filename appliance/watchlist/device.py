@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +10,6 @@ from appliance.keys.keypairs import load_device_private, load_verify_key
 from appliance.storage import key_provider_from_config
 from appliance.watchlist.receiver import WatchlistReceiver
 from appliance.watchlist.store import WatchlistStore
-from appliance.watchlist.timeutil import utcnow
 
 
 def keys_dir(config: Config) -> Path:
@@ -62,35 +60,6 @@ def gallery_swapper(match_service) -> Callable[[WatchlistStore], None]:
         match_service.swap(store.load_gallery())
 
     return swap
-
-
-class ExpiryWatcher:
-    """Swaps a smaller gallery into the matcher when the watchlist or a subject expires: after its expiry
-    nobody is matched against it. The daemon starts one beside the sync service."""
-
-    def __init__(self, store: WatchlistStore, match_service, *, max_sleep_s: float = 60.0):
-        self.store = store
-        self.match_service = match_service
-        self.max_sleep_s = max_sleep_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watchlist-expiry", daemon=True)
-
-    def start(self) -> ExpiryWatcher:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            nxt = self.store.next_expiry()
-            wait = self.max_sleep_s if nxt is None else (nxt - utcnow()).total_seconds() + 0.5
-            if self._stop.wait(min(max(wait, 0.0), self.max_sleep_s)):
-                return
-            if nxt is not None and utcnow() >= nxt:
-                self.match_service.swap(self.store.load_gallery())
 
 
 def make_sync_service(config: Config, receiver: WatchlistReceiver, conn=None):

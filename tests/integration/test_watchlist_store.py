@@ -168,27 +168,19 @@ def test_receiver_reports_a_matcher_that_did_not_take_the_list(tmp_path, store):
     assert again["status"] == "applied" and again["watchlist_sha256"] == ack["watchlist_sha256"]
 
 
-def test_expiry_watcher_shrinks_the_gallery(tmp_path, store):
-    import time
-
+def test_a_subject_past_its_expiry_leaves_the_gallery(tmp_path, store):
+    """The store's side of subject expiry (the daemon's side: test_daemon_subject_expiry.py)."""
     from appliance.matching import MatchService
-    from appliance.watchlist.device import ExpiryWatcher
 
     soon = entry(2)
-    soon = Entry({**soon.meta, "expires_at": iso(utcnow() + timedelta(seconds=2))}, soon.templates, soon.photo_jpeg)
+    soon = Entry({**soon.meta, "expires_at": iso(utcnow() + timedelta(seconds=1))}, soon.templates, soon.photo_jpeg)
     apply(store, bundle(tmp_path, [entry(1), soon], 1).path)
     assert store.next_expiry() == datetime_of(soon.meta["expires_at"])
-    matcher = MatchService(0.5, gallery=store.load_gallery())
-    assert matcher.gallery.n_subjects == 2
-    watcher = ExpiryWatcher(store, matcher, max_sleep_s=0.5).start()
-    try:
-        deadline = time.monotonic() + 10
-        while matcher.gallery.n_subjects == 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert matcher.gallery.subjects == ("S-1",)
-        assert matcher.identify(soon.templates[0]) is None  # an expired subject is never matched
-    finally:
-        watcher.stop()
+    later = datetime_of(soon.meta["expires_at"]) + timedelta(seconds=1)
+    matcher = MatchService(0.5, gallery=store.load_gallery(now=later))
+    assert matcher.gallery.subjects == ("S-1",)
+    assert matcher.identify(soon.templates[0]) is None  # an expired subject is never matched
+    assert store.next_expiry(now=later) != datetime_of(soon.meta["expires_at"])
 
 
 def datetime_of(text):
