@@ -36,9 +36,10 @@ test: install  ## run the whole test suite (real models, real images, real broke
 test-fast: install  ## unit tests only
 	$(BIN)/pytest -q tests/unit
 
-lint: $(BIN)/appliance  ## ruff, the import-cycle check and the lock against pyproject.toml
+lint: $(BIN)/appliance  ## ruff, import cycles, dead code (vulture) and the lock against pyproject.toml
 	$(BIN)/ruff check appliance tests
 	$(BIN)/python -m appliance.devtools.import_cycles appliance
+	$(BIN)/python -m appliance.devtools.dead_code
 	$(BIN)/python -m appliance.devtools.lockfiles check
 
 lock: $(BIN)/appliance  ## re-resolve deploy/lock/*.txt for every platform (then: make calibrate; docs/install.md)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from appliance.audit.chain import AuditLog, AuditSigner
-from appliance.keys.keypairs import load_verify_key
 
 
 def keys_dir(config) -> Path:
@@ -25,6 +24,3 @@ def open_audit(config, events) -> AuditLog:
     """An AuditLog over `events` (an EventStore) signing with this device's identity key."""
     return AuditLog(events, AuditSigner.from_file(identity_key_path(config)), config.device.id)
 
-
-def device_public_key(config):
-    return load_verify_key(identity_public_path(config))

@@ -46,11 +46,9 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 DECISIONS = ("confirm", "reject", "unsure")
-NOTE_MAX = 1000
 LOGIN_MAX_BYTES = 4096  # officer id and PIN: a few dozen bytes
 STATUS_EVERY_S = 2.0  # the stream pushes the status strip this often (no polling by the page)
 PAGE_SIZE_MAX = 200
-DEPLOYMENT_TEXT = {"purpose": 1000, "location": 500, "dpia": 128}  # field -> max length (as record.py)
 EVENT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 

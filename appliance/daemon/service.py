@@ -38,7 +38,6 @@ from appliance.watchlist.device import gallery_swapper, open_store
 
 log = logging.getLogger("appliance.daemon")
 
-STATUS_INTERVAL_S = 10.0
 WATCHLIST_CHECK_S = 5.0
 
 

@@ -83,9 +83,6 @@ class Notifier:
         parts = ["STOPPING=1"] + ([f"STATUS={_one_line(status)}"] if status else [])
         return self.notify(*parts)
 
-    def extend_timeout(self, seconds: float) -> bool:
-        """Ask for more start-up/shut-down time (e.g. while a large watchlist loads)."""
-        return self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}")
 
 
 def _one_line(text: str) -> str:

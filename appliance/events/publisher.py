@@ -32,7 +32,7 @@ from paho.mqtt.properties import Properties
 
 from appliance.errors import SyncError
 from appliance.events.models import utc_now_iso
-from appliance.events.receipts import RECEIPT_V2, ReceiptRefused, check_receipt
+from appliance.events.receipts import ReceiptRefused, check_receipt
 from appliance.events.status import StatusReporter, offline_payload
 from appliance.events.store import EventStore
 from appliance.keys.keypairs import load_verify_key
@@ -47,7 +47,6 @@ PROP_STREAM = "lfr-stream"    # the events database's random stream id
 PROP_SEQ = "lfr-seq"          # the outbox row id: increasing, no gaps, per stream
 PROP_BASE = "lfr-base"        # every row <= base is already confirmed by a receipt
 PROP_RECEIPTS = "lfr-receipts"  # "1": the device waits for receipts and re-sends; the receiver keeps order
-RECEIPT_SCHEMA = RECEIPT_V2
 MAX_RECEIPT_BYTES = 4096  # a signed receipt is ~330 bytes
 GAP_REPEAT_S = 3.0  # gap receipts for the same position within this long are one gap (messages in flight)
 MAX_RECEIPT_BACKOFF_S = 600.0  # with no receiver at all, re-send the unconfirmed backlog at most this rarely

@@ -106,7 +106,6 @@ class EventStore:
         self._listeners: list[Listener] = []
         self._write_hooks: list[WriteHook] = []
         self._sent_event = threading.Condition(self._lock)
-        self._new_outbox = threading.Event()  # wakes the publisher
 
     @classmethod
     def open(cls, data_dir: Path, key_provider: KeyProvider, *, create: bool = True) -> EventStore:
@@ -168,7 +167,6 @@ class EventStore:
             self.enqueue("alerts", alert.event_id, payload)
             for hook in self._write_hooks:
                 hook(self.db, "alert", alert)
-        self._new_outbox.set()
         summary = self.alert(alert.event_id, with_crop=False)
         self._notify("alert", summary)
 
@@ -183,7 +181,6 @@ class EventStore:
             self.enqueue("decisions", decision.event_id, payload)
             for hook in self._write_hooks:
                 hook(self.db, "decision", decision)
-        self._new_outbox.set()
         self._notify("decision", {c: payload[c] for c in _DECISION_COLS})
 
     def add_deployment_event(self, payload: dict) -> None:
@@ -193,7 +190,6 @@ class EventStore:
             self.enqueue("deployments", payload["event_id"], payload)
             for hook in self._write_hooks:
                 hook(self.db, "deployment", payload)
-        self._new_outbox.set()
         self._notify("deployment", payload)
 
     def enqueue(self, topic: str, event_id: str, payload: dict) -> int:
@@ -363,25 +359,12 @@ class EventStore:
                 "(SELECT max(id) FROM outbox), 0)").fetchone()
         return int(row[0])
 
-    def prune_outbox(self, before: str, *, confirmed_by_receipt: bool = True) -> int:
-        """Delete outbox rows created before `before` (ISO time) that are done: confirmed by a receipt (or, with
-        receipts off, acknowledged by the broker). The alerts and decisions themselves stay. Returns rows."""
-        done = "received_at IS NOT NULL" if confirmed_by_receipt else "sent_at IS NOT NULL"
-        with self.transaction():
-            return self.db.conn.execute(f"DELETE FROM outbox WHERE {done} AND created_at < ?", (before,)).rowcount
-
     def outbox_stats(self) -> dict:
         with self._lock:
             total, unsent, unreceived = self.db.conn.execute(
                 "SELECT count(*), count(*) FILTER (WHERE sent_at IS NULL), count(*) FILTER (WHERE received_at IS NULL)"
                 " FROM outbox").fetchone()
         return {"total": total, "unsent": unsent, "unreceived": unreceived}
-
-    def wait_outbox(self, timeout: float) -> bool:
-        """Block the publisher until something new is queued (or timeout). Returns whether it was woken."""
-        woken = self._new_outbox.wait(timeout)
-        self._new_outbox.clear()
-        return woken
 
     def wait_sent(self, timeout: float) -> bool:
         """Wait until the backlog is empty (tests, clean shutdown)."""

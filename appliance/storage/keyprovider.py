@@ -110,10 +110,6 @@ class RpiOtpKeyProvider(KeyProvider):
         self.tool = tool or self.TOOL
         self._otp: bytes | None = None
 
-    @classmethod
-    def available(cls) -> bool:
-        return shutil.which(cls.TOOL) is not None
-
     def salt_path(self, label: str) -> Path:
         return self.keys_dir / f"{_check_label(label)}.salt"
 

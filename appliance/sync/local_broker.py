@@ -165,8 +165,6 @@ class TlsBroker:
                 self.proc.wait()
         self.proc = None
 
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 def missing_tools() -> list[str]:

@@ -112,7 +112,3 @@ def _has_surrogate(value) -> bool:
             stack.extend(v)
     return False
 
-
-def dumps_bounded(obj) -> str:
-    """Canonical-ish JSON text of a value we built ourselves (acks, receipts)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

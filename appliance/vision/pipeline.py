@@ -108,10 +108,6 @@ class FacePipeline:
     def model_id(self) -> str:
         return self.embedder_spec.id
 
-    @property
-    def embedder_sha256(self) -> str:
-        return self.embedder_spec.sha256
-
     def detect(self, frame_bgr: np.ndarray, portrait: bool = False,
                grids: Sequence[int] | None = None) -> list[Face]:
         """Detections with their quality verdicts, largest first. Nothing is embedded yet.

@@ -106,3 +106,13 @@ def test_time_window(db, signer):
         append_entry(db, signer, "van-01", "login", "PC", {"i": i}, at=at)
     got = [e.seq for e in iter_entries(db, from_at="2026-01-02", to_at="2026-01-03")]
     assert got == [2]
+
+
+def test_every_audit_kind_is_documented_and_an_unknown_kind_is_refused():
+    from appliance.audit.chain import KINDS, append_entry
+    from appliance.paths import PROJECT_ROOT
+
+    doc = (PROJECT_ROOT / "docs" / "audit.md").read_text()
+    assert [k for k in KINDS if f"`{k}`" not in doc] == []
+    with pytest.raises(ValueError, match=r"not one of audit\.chain\.KINDS"):
+        append_entry(None, None, "van-01", "made.up", "system")  # refused before touching the database

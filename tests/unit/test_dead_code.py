@@ -1,0 +1,17 @@
+"""`make lint` fails on dead code in the package, and the package has none."""
+
+from appliance.devtools import dead_code
+
+
+def test_the_package_has_no_dead_code():
+    assert dead_code.findings() == []
+
+
+def test_an_unused_function_is_found(tmp_path, monkeypatch):
+    (tmp_path / "appliance").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "appliance" / "part.py").write_text("def used():\n    return 1\n\n\ndef forgotten():\n    return 2\n")
+    (tmp_path / "tests" / "test_part.py").write_text("from appliance.part import used\n\n\ndef test():\n    used()\n")
+    monkeypatch.setattr(dead_code, "PROJECT_ROOT", tmp_path)
+    (line,) = dead_code.findings()
+    assert "unused function 'forgotten'" in line
