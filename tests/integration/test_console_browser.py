@@ -157,3 +157,28 @@ def test_officer_reviews_a_live_alert_in_the_browser(tmp_path, nasa_dir, pipelin
         context.close()
     finally:
         env.close()
+
+
+def test_a_changed_pipeline_is_shown_to_the_officer(tmp_path, nasa_dir, pipeline, browser):
+    """The daemon's pipeline warning (vision/fingerprint.py) reaches the page as a banner, and goes away."""
+    from playwright.sync_api import expect
+
+    env = build_env(tmp_path, nasa_dir, pipeline)
+    warning = "pipeline changed since calibration: opencv 4.10.0 (calibrated with 4.11.0)"
+    env.status["warnings"] = [warning]
+    try:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=1).new_page()
+        page.goto(env.server.url)
+        page.fill("#officer_id", OFFICER)
+        for digit in PIN:
+            page.click(f'#keypad button[data-key="{digit}"]')
+        page.click("#keypad .key-ok")
+        banner = page.locator("#pipeline-warning")
+        expect(banner).to_be_visible(timeout=5000)
+        expect(banner).to_contain_text(warning)
+        expect(banner).to_contain_text("Alerts still need your decision")
+        shot(page, tmp_path, "console-pipeline-warning.png")
+        env.status["warnings"] = []  # the next status push (every 2 s) clears it
+        expect(banner).to_be_hidden(timeout=6000)
+    finally:
+        env.close()
