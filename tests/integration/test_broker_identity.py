@@ -78,3 +78,37 @@ def test_a_van_certificate_cannot_connect_on_the_control_rooms_listener(tls_brok
         _conn(tls_broker, "van-02", "control-room-receiver", url=tls_broker.control_url).connect(5)
     with pytest.raises(SyncError):  # nor the control room's certificate on the vans' listener
         _conn(tls_broker, "control-room", "cr-x", url=tls_broker.url).connect(5)
+
+
+def test_the_selftest_broker_check_keeps_what_is_queued_for_the_van(tls_broker):
+    """With one client id per certificate, `appliance selftest` connects as the van's own session: it must
+    resume it (no clean start) and acknowledge nothing, so commands queued for the van still reach the daemon."""
+    from appliance.config import load_config
+    from appliance.device.selftest import check_broker
+
+    got: queue.Queue = queue.Queue()
+
+    def van():
+        return _conn(tls_broker, "van-02", "van-02", on_message=lambda m: got.put(m.payload),
+                     subscriptions=[(topics.commands("van-02"), 1)], ack_after_handling=True)
+
+    v = van()
+    v.connect()
+    time.sleep(0.3)
+    v.close()
+    cr = _conn(tls_broker, "control-room", "cr-selftest", clean_start=True).connect()
+    try:
+        for i in range(3):
+            cr.publish(topics.commands("van-02"), json.dumps({"n": i}), qos=1).wait(10)
+        cfg = load_config(overrides={"device.id": "van-02",
+                                     **{f"mqtt.{k}": v for k, v in tls_broker.mqtt_config("van-02").items()}})
+        assert check_broker(cfg)[0].startswith("connected to ")
+        v = van()
+        v.connect()
+        try:
+            assert v.session_present
+            assert [json.loads(got.get(timeout=5))["n"] for _ in range(3)] == [0, 1, 2]
+        finally:
+            v.close()
+    finally:
+        cr.close()
