@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import re
 import shutil
 import ssl
@@ -272,9 +271,11 @@ def check_broker(config: Config) -> tuple[str, dict]:
         if not Path(path).is_file():
             hint = " (sign the CSR from `appliance provision` and pass --cert)" if what == "client certificate" else ""
             raise _Fail(f"{what} {path} not found{hint}")
+    # The broker gives a van certificate one client id, its CN (issue 12), so this connection IS the van's
+    # session: resume it (never clean start, same expiry) and acknowledge nothing, so whatever is queued for
+    # the van (commands, bundle chunks) stays queued for the daemon, which reconnects by itself.
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"{config.device.id}-selftest-{os.getpid()}",
-        protocol=mqtt.MQTTv5,
+        CallbackAPIVersion.VERSION2, client_id=config.device.id, protocol=mqtt.MQTTv5, manual_ack=True,
     )
     try:
         client.tls_set(ca_certs=str(m.ca_file), certfile=str(m.cert_file), keyfile=str(m.key_file),
@@ -290,8 +291,14 @@ def check_broker(config: Config) -> tuple[str, dict]:
 
     client.on_connect = on_connect
     t0 = time.monotonic()
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = m.session_expiry_s
+    props.ReceiveMaximum = 1
     try:
-        client.connect(host, port, keepalive=10)
+        client.connect(host, port, keepalive=10, clean_start=False, properties=props)
     except ssl.SSLError as e:
         raise _Fail(f"TLS handshake with {host}:{port} failed: {_one_line(e)}") from None
     except OSError as e:  # includes TimeoutError

@@ -196,7 +196,16 @@ class MqttConnection:
                 return handler
         return self._on_message
 
+    def _ours(self, topic: str) -> bool:
+        return any(mqtt.topic_matches_sub(pattern, topic) for pattern, _ in self.subscriptions)
+
     def _handle_message(self, client, userdata, message) -> None:
+        if self._manual_ack and self.subscriptions and not self._ours(message.topic):
+            # A van has one session (one client id per certificate): a tool resuming it (`appliance watchlist
+            # receive`) also gets what the daemon subscribed to. Leave that unacknowledged, so the broker
+            # delivers it again to the daemon's next connection, rather than lose a command.
+            log.warning("message on %s is not for this client; left for the session's owner", message.topic)
+            return
         handler = self._handler_for(message.topic)
         if handler is None:
             if self._manual_ack and message.qos > 0:
