@@ -228,6 +228,12 @@ class Appliance:
 
         return expected_false_alert_rate(self.pipeline.embedder_spec, self.threshold, self.matcher.gallery.n_subjects)
 
+    def _expected_rate_upper(self) -> float | None:
+        from appliance.deployments.context import expected_false_alert_upper
+
+        return expected_false_alert_upper(self.pipeline.embedder_spec, self.threshold,
+                                          self.matcher.gallery.n_subjects)
+
     def console_status(self) -> dict:
         """What the console's status strip and counters panel show."""
         counters = self.counters.snapshot()
@@ -252,6 +258,7 @@ class Appliance:
             "model_id": self.pipeline.model_id,
             "deployment": self.safeguards.deployments.status(),
             "expected_false_alert_rate": self._expected_rate(),
+            "expected_false_alert_rate_upper": self._expected_rate_upper(),
             "rejected_share": store.get("rejected_share"),
             "warnings": self.pipeline_warnings,
         }

@@ -23,6 +23,24 @@ def expected_false_alert_rate(embedder_spec, threshold: float, watchlist_size: i
     return float(f"{1.0 - (1.0 - cal.target_fpir) ** (watchlist_size / float(gallery)):.4g}")
 
 
+def expected_false_alert_upper(embedder_spec, threshold: float, watchlist_size: int) -> float | None:
+    """The one-sided honest end of that figure: the exact binomial (Clopper-Pearson) 95 % upper bound of the FPIR
+    measured at the calibrated threshold (the false alarms of every group over the non-mated probes), scaled to
+    this watchlist as above. Never 0 when no false alarm was seen. None where the rate itself is None."""
+    if expected_false_alert_rate(embedder_spec, threshold, watchlist_size) is None:
+        return None
+    from appliance.evaluation.bootstrap import exact_interval
+
+    evidence = embedder_spec.raw["calibration"]["evidence"]
+    groups = evidence.get("groups") or {}
+    probes = evidence.get("non_mated_probes")
+    if not groups or not probes:
+        return None
+    alarms = sum(int(g.get("false_alarms_at_threshold", 0)) for g in groups.values())
+    upper = exact_interval(alarms, int(probes))[1]
+    return float(f"{1.0 - (1.0 - upper) ** (watchlist_size / float(evidence['gallery_size'])):.4g}")
+
+
 def context_from_parts(watchlist_store, gallery_subjects: int, threshold: float, embedder_spec) -> MatchingContext:
     """From the daemon's parts: WatchlistStore (meta), the matcher's gallery size, threshold, embedder spec."""
     meta = watchlist_store.meta() or {}

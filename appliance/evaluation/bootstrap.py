@@ -14,6 +14,7 @@ The gallery of an open-set search is held fixed (re-searching per resample would
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,3 +124,43 @@ def differential_samples(counts: dict[str, tuple[np.ndarray, np.ndarray]]) -> np
     """Per-resample smoothed max/min ratio, for the interval of the differential."""
     rates = np.stack([smoothed(c, n) for c, n in counts.values()])
     return rates.max(axis=0) / rates.min(axis=0)
+
+
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space (n may be millions of comparisons, k small)."""
+    if p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 1.0 if k >= n else 0.0
+    lp, lq = math.log(p), math.log1p(-p)
+    base = math.lgamma(n + 1)
+    return min(1.0, sum(math.exp(base - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq)
+                        for i in range(k + 1)))
+
+
+def _bisect(f, lo: float, hi: float) -> float:
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f(mid) else (lo, mid)
+    return (lo + hi) / 2
+
+
+def exact_interval(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Clopper-Pearson: the exact binomial interval of k errors in n trials. Never [0, 0]: with no error seen
+    the upper end is 1 - (alpha/2)^(1/n), about 3.7/n, where the bootstrap of zero errors would say 0."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else _bisect(lambda p: 1 - _binom_cdf(k - 1, n, p) < a, 0.0, k / n)
+    hi = 1.0 if k == n else _bisect(lambda p: _binom_cdf(k, n, p) > a, k / n, 1.0)
+    return lo, hi
+
+
+def error_interval(samples: np.ndarray, k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """An error rate's interval: the wider of the identity bootstrap (which knows that one person's images are
+    alike) and the exact binomial one (which knows that no error seen is not no error)."""
+    b_lo, b_hi = interval(samples, level)
+    e_lo, e_hi = exact_interval(k, n, level)
+    if not math.isfinite(b_lo):
+        return e_lo, e_hi
+    return min(b_lo, e_lo), max(b_hi, e_hi)

@@ -54,13 +54,14 @@ def expected_false_alerts_per_face(watchlist_size: int, manifest_calibration: An
 
 def per_comparison_fmr(embeddings: np.ndarray, image_identity: np.ndarray, threshold: float,
                        resamples: int = bootstrap.RESAMPLES, seed: int = bootstrap.SEED) -> dict:
-    """FMR over every impostor pair at the threshold, with an identity-bootstrap interval."""
+    """FMR over every impostor pair at the threshold, with an interval: the identity bootstrap widened to the
+    exact binomial one where that is wider (never [0, 0] when no false match is seen)."""
     n_id = int(image_identity.max()) + 1
     pc = pair_counts(similarities(embeddings), image_identity, n_id, threshold)
     pairs = bootstrap.ImpostorPairs(pc.images, pc.images, pc.impostor_a, pc.impostor_b, pc.impostor_count, True)
     c, n = (float(x[0]) for x in pairs.counts(bootstrap.ones(n_id)))
     num, den = pairs.counts(bootstrap.identity_weights(np.zeros(n_id, np.int64), resamples, seed))
-    lo, hi = bootstrap.interval(num / den)
+    lo, hi = bootstrap.error_interval(num / den, int(c), int(n))
     return {"value": c / n, "false_matches": int(c), "comparisons": int(n), "ci95": [lo, hi]}
 
 

@@ -161,14 +161,15 @@ def _round(x: float, digits: int) -> float | None:
     return round(x, digits) if np.isfinite(x) else None
 
 
-def _rate(name_hits: str, name_total: str, hits: np.ndarray, totals: np.ndarray, w: np.ndarray) -> dict:
-    """Point value (all identities once), the interval over resamples, and the counts behind them."""
+def _rate(name_hits: str, name_total: str, hits: np.ndarray, totals: np.ndarray, w: np.ndarray,
+          error: bool = False) -> dict:
+    """Point value (all identities once), the interval over resamples, and the counts behind them. An error
+    rate's interval is never narrower than the exact binomial one: zero errors seen is not [0, 0]."""
     c, n = float(hits.sum()), float(totals.sum())
     out = {"value": round(c / n, 7) if n else None, name_hits: int(c), name_total: int(n)}
-    lo, hi = bootstrap.interval(bootstrap.per_identity_rate(w, hits, totals))
+    samples = bootstrap.per_identity_rate(w, hits, totals)
+    lo, hi = bootstrap.error_interval(samples, int(c), int(n)) if error else bootstrap.interval(samples)
     out["ci95"] = [_round(lo, 7), _round(hi, 7)]
-    if n and c == 0:
-        out["upper95_if_zero"] = round(3 / n, 7)  # the "rule of three": the bootstrap of zero errors is [0, 0]
     return out
 
 
@@ -177,10 +178,8 @@ def _pair_rate(pairs: bootstrap.ImpostorPairs, w: np.ndarray) -> tuple[dict, np.
     num, den = pairs.counts(w)
     out = {"value": round(c / n, 9) if n else None, "false_matches": int(c), "pairs": int(n)}
     with np.errstate(invalid="ignore", divide="ignore"):
-        lo, hi = bootstrap.interval(num / den)
+        lo, hi = bootstrap.error_interval(num / den, int(c), int(n))
     out["ci95"] = [_round(lo, 9), _round(hi, 9)]
-    if n and c == 0:
-        out["upper95_if_zero"] = round(3 / n, 9)
     return out, num, den
 
 
@@ -231,7 +230,7 @@ def evaluate_groups(dataset: Dataset, emb: DatasetEmbeddings, files: dict[str, s
             "tar": _rate("accepted", "pairs", pc.genuine_accepted * m, pc.genuine_total * m, w),
             "fmr": fmr,
             "tpir": _rate("hits", "probes", prc.hits * m, prc.mated * m, w),
-            "fpir": _rate("false_alarms", "probes", prc.false_alarms * m, prc.nonmated * m, w),
+            "fpir": _rate("false_alarms", "probes", prc.false_alarms * m, prc.nonmated * m, w, error=True),
         }
         fmr_counts[name] = (fmr["false_matches"], fmr["pairs"])
         fmr_samples[name] = (num, den)

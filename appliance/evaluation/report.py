@@ -154,9 +154,8 @@ def _ci(r: dict, digits: int = 2, sci: bool = False) -> str:
     def fmt(x: float | None) -> str:
         return _sci(x) if sci else _pct(x, digits)
 
-    lo, hi = r["ci95"]
-    zero = f"; 0 errors: ≤ {fmt(r['upper95_if_zero'])} (rule of three)" if "upper95_if_zero" in r else ""
-    return f"[{fmt(lo)}, {fmt(hi)}]{zero}"
+    lo, hi = r["ci95"]  # an error rate's interval already includes the exact binomial one (never [0, 0])
+    return f"[{fmt(lo)}, {fmt(hi)}]"
 
 
 def _group_plots(result: dict, raw: dict, out: Path) -> list[str]:

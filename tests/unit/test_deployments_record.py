@@ -84,3 +84,23 @@ def test_expected_rate_only_at_the_calibrated_threshold():
     assert expected_false_alert_rate(spec, 0.6, 100) == pytest.approx(1 - 0.999 ** 0.1, rel=1e-3)
     assert expected_false_alert_rate(spec, 0.7, 100) is None  # not measured at this threshold
     assert expected_false_alert_rate(spec, 0.6, 0) is None
+
+
+def test_the_expected_false_alert_rate_has_an_honest_upper_end():
+    """Zero false alarms in the evaluation is not zero: the bound is the exact binomial one, scaled alike."""
+    from types import SimpleNamespace
+
+    from appliance.deployments.context import expected_false_alert_rate, expected_false_alert_upper
+    from appliance.runtime.manifest import Calibration
+
+    def spec(alarms: int):
+        evidence = {"gallery_size": 1000, "non_mated_probes": 500,
+                    "groups": {"a": {"false_alarms_at_threshold": alarms}, "b": {"false_alarms_at_threshold": 0}}}
+        raw = {"calibration": {"threshold": 0.6, "floor": 0.5, "target_fpir": 1e-3, "evidence": evidence}}
+        return SimpleNamespace(calibration=Calibration(0.6, 0.5, 1e-3, evidence), raw=raw)
+
+    rate = expected_false_alert_rate(spec(0), 0.6, 1000)
+    upper = expected_false_alert_upper(spec(0), 0.6, 1000)
+    assert upper == pytest.approx(1 - 0.025 ** (1 / 500), rel=1e-3) and upper > rate > 0
+    assert expected_false_alert_upper(spec(3), 0.6, 1000) > upper  # more alarms seen, a higher bound
+    assert expected_false_alert_upper(spec(0), 0.65, 1000) is None  # at another threshold: no figure at all

@@ -47,3 +47,16 @@ def test_differential_samples_per_resample():
     counts = {"a": (np.array([0.0, 2.0]), np.array([10.0, 10.0])), "b": (np.array([0.0, 0.0]), np.array([10.0, 10.0]))}
     r = bootstrap.differential_samples(counts)
     assert r[0] == pytest.approx(1.0) and r[1] == pytest.approx(5.0)
+
+
+def test_exact_interval_of_zero_errors_is_not_zero():
+    from appliance.evaluation.bootstrap import error_interval, exact_interval
+
+    lo, hi = exact_interval(0, 464)
+    assert lo == 0 and hi == pytest.approx(1 - 0.025 ** (1 / 464), rel=1e-9)  # Clopper-Pearson, about 3.7 / n
+    assert exact_interval(5, 10) == pytest.approx((0.1871, 0.8129), abs=1e-4)  # the textbook value
+    lo, hi = exact_interval(7, 14_393_688)
+    assert 0 < lo < 7 / 14_393_688 < hi
+    # the bootstrap of zero errors is [0, 0]; the reported interval is the wider one
+    assert error_interval(np.zeros(100), 0, 464) == (0.0, pytest.approx(hi_zero := 1 - 0.025 ** (1 / 464)))
+    assert hi_zero > 0

@@ -130,7 +130,7 @@ def test_evaluate_groups_on_a_constructed_dataset():
     assert (f["tar"]["accepted"], f["tar"]["pairs"], m["tar"]["accepted"], m["tar"]["pairs"]) == (1, 1, 0, 1)
     assert (f["fmr"]["false_matches"], f["fmr"]["pairs"]) == (2, 2)  # F1 (2 photos) x F2, both 0.8
     assert (m["fmr"]["false_matches"], m["fmr"]["pairs"]) == (0, 5)  # 2 + 2 + 1 pairs, none >= 0.75
-    assert m["fmr"]["upper95_if_zero"] == pytest.approx(3 / 5)
+    assert m["fmr"]["ci95"][1] == pytest.approx(1 - 0.025 ** (1 / 5), rel=1e-6)  # exact, not [0, 0]
     cross = res["cross_group"]["f-m"]["fmr"]
     assert (cross["false_matches"], cross["pairs"]) == (0, 12)
     assert (f["tpir"]["hits"], f["tpir"]["probes"], m["tpir"]["hits"], m["tpir"]["probes"]) == (1, 1, 0, 1)

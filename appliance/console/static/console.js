@@ -399,7 +399,10 @@
     $("r-measured-n").textContent = decided ? "measured: " + c.rejected + " of " + decided + " decided alerts" : "no decisions yet";
     const rate = s.expected_false_alert_rate;
     $("r-expected").textContent = rate ? "1 in " + Math.round(1 / rate).toLocaleString() : "–";
-    $("r-expected-src").textContent = rate ? "per face seen · " + (s.expected_rate_source || "from the evaluation") : "not calibrated";
+    // The honest end: with few false alarms in the evaluation, the exact 95 % bound is well above the point figure.
+    const upper = s.expected_false_alert_rate_upper;
+    const bound = rate && upper ? " · up to 1 in " + Math.round(1 / upper).toLocaleString() + " (95 %)" : "";
+    $("r-expected-src").textContent = rate ? "per face seen" + bound + " · " + (s.expected_rate_source || "from the evaluation") : "not calibrated";
   }
 
   // A van whose pipeline is not the one its threshold was calibrated on says so on every page: the scores may
