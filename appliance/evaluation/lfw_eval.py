@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from appliance.evaluation import false_alerts, metrics, tail
+from appliance.evaluation.bootstrap import exact_interval
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
 from appliance.evaluation.groups import evaluate_groups
 from appliance.evaluation.lfw import Dataset
@@ -184,6 +185,7 @@ def manifest_calibration(result: dict, dataset_name: str, command: str, pipeline
         "fmr_per_comparison": cal["fmr_per_comparison"]["value"],
         "fmr_false_matches": cal["fmr_per_comparison"]["false_matches"],
         "fmr_comparisons": cal["fmr_per_comparison"]["comparisons"],
+        "fmr_ci95": cal["fmr_per_comparison"]["ci95"],  # never [0, 0]: at least the exact binomial interval
         "command": command,
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -197,7 +199,9 @@ def manifest_calibration(result: dict, dataset_name: str, command: str, pipeline
                    "non_mated_probes": fp["probes"], "false_alarms_at_threshold": fp["false_alarms"],
                    "threshold_alone": g["threshold_per_group"][name],
                    "threshold_alone_ci95": g["tail_per_group"][name]["ci95"],
-                   "threshold_alone_empirical": g["threshold_per_group_empirical"][name]}
+                   "threshold_alone_empirical": g["threshold_per_group_empirical"][name],
+                   # the exact binomial interval of the false alarms seen at the threshold (zero is not [0, 0])
+                   "fpir_ci95": [round(x, 6) for x in exact_interval(fp["false_alarms"], fp["probes"])]}
             for name, fp in g["fpir_per_group"].items()
         }
         evidence["binding_group"] = g["binding_group"]
