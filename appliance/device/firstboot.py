@@ -42,7 +42,7 @@ from appliance.config import DEFAULT_CONFIG_PATH
 from appliance.device.provision import SERVICE_USER
 
 APPLIANCE = os.environ.get("APPLIANCE_CLI", "/usr/local/bin/appliance")
-DATA_DIR = Path("/var/lib/appliance")
+DATA_DIR = Path("/var/lib/appliance")  # provision's default; --data-dir for tests
 REQUIRED = ("device_id", "broker", "control_room_key")
 KNOWN = {*REQUIRED, "ca", "source", "time_servers", "console_bind", "key_provider", "officers"}
 
@@ -102,7 +102,7 @@ def _input_file(boot: Path, name: str, what: str) -> Path:
     return p
 
 
-def provision_from(boot: Path, config: Path, out: Path) -> list[Path]:
+def provision_from(boot: Path, config: Path, out: Path, data_dir: Path = DATA_DIR) -> list[Path]:
     """Step 1. Returns the input files to shred once everything has succeeded."""
     spec = boot / "provision.toml"
     data = read_provision_file(spec)
@@ -114,7 +114,7 @@ def provision_from(boot: Path, config: Path, out: Path) -> list[Path]:
         shutil.copy(src, crk)
         inputs.append(src)
         cmd = [APPLIANCE, "provision", "--device-id", data["device_id"], "--broker", data["broker"],
-               "--control-room-key", str(crk), "--config", str(config)]
+               "--control-room-key", str(crk), "--config", str(config), "--data-dir", str(data_dir)]
         if data.get("ca"):
             ca = _input_file(boot, data["ca"], "ca")
             shutil.copy(ca, Path(tmp) / "ca.crt")
@@ -131,7 +131,7 @@ def provision_from(boot: Path, config: Path, out: Path) -> list[Path]:
         if source and source.startswith("replay:"):
             # A clip on the boot partition stands in for the camera (bench tests, training, the image test).
             replay = _input_file(boot, source.removeprefix("replay:"), "replay clip")
-            dest = DATA_DIR / "replay" / replay.name
+            dest = data_dir / "replay" / replay.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(replay, dest)
             source = str(dest)
@@ -142,11 +142,12 @@ def provision_from(boot: Path, config: Path, out: Path) -> list[Path]:
         result = run(cmd)
         print(result, flush=True)
     if replay is not None:
-        # Replay as a camera would deliver it: in real time, round and round.
+        # Round and round, and every frame looked at however slow the machine (a bench test, an emulator):
+        # unpaced, so a slow device sees each frame of the clip instead of skipping to the newest one.
         text = tomllib.loads(config.read_text())
-        text.setdefault("capture", {}).update({"loop": True, "pace": True})
+        text.setdefault("capture", {}).update({"loop": True, "pace": False})
         config.write_text(tomli_w.dumps(text))
-    _chown_service(DATA_DIR / "replay")
+    _chown_service(data_dir / "replay")
     for o in data.get("officers", []):
         run([APPLIANCE, "officers", "--config", str(config), "add", o["id"], "--name", o.get("name") or o["id"],
              "--pin-stdin"], stdin=o["pin"] + "\n", user=_service_user())
@@ -154,14 +155,14 @@ def provision_from(boot: Path, config: Path, out: Path) -> list[Path]:
     # Public material for the control room: the CSR to sign and what provision printed (keys, fingerprints).
     out.mkdir(exist_ok=True)
     (out / "provision.txt").write_text(result + "\n")
-    csr = DATA_DIR / "tls" / "device.csr"
+    csr = data_dir / "tls" / "device.csr"
     if csr.is_file():
         shutil.copy(csr, out / f"{data['device_id']}.csr")
         say(f"certificate request written to the boot partition: appliance/out/{data['device_id']}.csr")
     return inputs
 
 
-def install_certificate(boot: Path, config: Path) -> list[Path]:
+def install_certificate(boot: Path, config: Path, data_dir: Path = DATA_DIR) -> list[Path]:
     """Step 2: the signed certificate the control room returned, through provision (it checks it)."""
     cfg = tomllib.loads(config.read_text())
     device_id, broker = cfg["device"]["id"], cfg["mqtt"]["broker"]
@@ -170,7 +171,7 @@ def install_certificate(boot: Path, config: Path) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="firstboot-") as tmp:
         shutil.copy(cert, Path(tmp) / "device.crt")
         cmd = [APPLIANCE, "provision", "--device-id", device_id, "--broker", broker, "--config", str(config),
-               "--control-room-key", str(DATA_DIR / "keys" / "control-room.ed25519.pub"),
+               "--control-room-key", str(data_dir / "keys" / "control-room.ed25519.pub"),
                "--cert", str(Path(tmp) / "device.crt")]
         if (boot / "ca.crt").is_file():
             shutil.copy(boot / "ca.crt", Path(tmp) / "ca.crt")
@@ -213,16 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--boot-dir", type=Path, default=Path("/boot/efi/appliance"),
                     help="the appliance folder on the boot partition")
     ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = ap.parse_args(argv)
     boot, out = args.boot_dir, args.boot_dir / "out"
     done: list[Path] = []
     try:
         if (boot / "provision.toml").is_file():
-            done += provision_from(boot, args.config, out)
+            done += provision_from(boot, args.config, out, args.data_dir)
         if (boot / "device.crt").is_file():
             if not args.config.is_file():
                 raise FirstBootError("device.crt is on the boot partition but this device is not provisioned yet")
-            done += install_certificate(boot, args.config)
+            done += install_certificate(boot, args.config, args.data_dir)
     except FirstBootError as e:
         # The inputs stay where they are so the technician can fix the file and boot again; the reason is
         # on the console and beside them.
