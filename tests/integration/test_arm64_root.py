@@ -147,9 +147,9 @@ def test_detections_and_embeddings_agree_with_x86():
     x86, arm = OUT / "x86_64", OUT / "aarch64"
     x86.mkdir(exist_ok=True)
     arm.mkdir(exist_ok=True)
-    appliance = shutil.which("appliance") or str(Path(sys.executable).parent / "appliance")
     r = timed("appliance detect, 16 crowd photos (x86_64)", lambda: subprocess.run(
-        [appliance, "detect", "--json", *map(str, crowd)], capture_output=True, text=True, timeout=1800))
+        [sys.executable, "-m", "appliance", "detect", "--json", *map(str, crowd)], capture_output=True, text=True,
+        timeout=1800))
     assert r.returncode == 0, r.stderr
     (x86 / "detect.jsonl").write_text(r.stdout)
     r = timed("appliance detect, 16 crowd photos (arm64, qemu-user)", lambda: in_root(
