@@ -35,6 +35,10 @@ done
 [[ -n $ROOT && -n $OUT ]] || { usage >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || die "run as root (the image's files keep their owners)"
 [[ -x $ROOT/opt/appliance/.venv/bin/appliance ]] || die "$ROOT has no appliance installed: deploy/image/build-root.sh first"
+# An image must never carry a device's identity: keys are made on each device at first boot.
+if [[ -e $ROOT/etc/appliance/appliance.toml ]] || [[ -n $(ls -A "$ROOT/var/lib/appliance" 2>/dev/null) ]]; then
+    die "$ROOT is provisioned (/etc/appliance/appliance.toml or /var/lib/appliance not empty): rebuild it"
+fi
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FILES=$SRC/deploy/image/files

@@ -36,13 +36,30 @@ pytestmark = [
 ]
 
 
+MERGED = OUT / "root"  # the root as the tests see it: an overlay, so that nothing they do lands in ROOT
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _root_present():
+    """An overlay over the built root: provisioning here must never leave keys in what `make image` ships."""
     if os.geteuid() != 0:
         pytest.fail("needs root (chroot, mount): run `sudo make arm64-test`")
     if not (ROOT / "opt/appliance/.venv/bin/appliance").exists():
         pytest.fail(f"no arm64 root at {ROOT}: run `make arm64-root`")
     OUT.mkdir(parents=True, exist_ok=True)
+    upper, work = OUT / "overlay-upper", OUT / "overlay-work"
+    subprocess.run(["umount", "-l", str(MERGED)], check=False, capture_output=True)
+    for d in (upper, work, MERGED):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={ROOT.resolve()},upperdir={upper},workdir={work}", str(MERGED)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(MERGED)], check=False)
+        for d in (upper, work):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 @contextmanager
@@ -52,7 +69,7 @@ def _mounted():
              (SHARED_IN_ROOT.lstrip("/"), str(shared_dir()))]
     try:
         for rel, src in binds:
-            target = ROOT / rel
+            target = MERGED / rel
             target.mkdir(parents=True, exist_ok=True)
             how = ["-t", "proc", "proc"] if src is None else ["--bind", src]
             subprocess.run(["mount", *how, str(target)], check=True)
@@ -69,7 +86,7 @@ def in_root(*cmd: str, timeout: float = 1800, stdin: str | None = None) -> subpr
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
            "LANG": "C.UTF-8", "APPLIANCE_SHARED": SHARED_IN_ROOT, "APPLIANCE_MODELS": "/opt/appliance/models"}
     with _mounted():
-        return subprocess.run(["chroot", str(ROOT), *cmd], capture_output=True, text=True, env=env,
+        return subprocess.run(["chroot", str(MERGED), *cmd], capture_output=True, text=True, env=env,
                               timeout=timeout, input=stdin)
 
 
@@ -107,13 +124,13 @@ def test_selftest_with_a_replayed_clip(tmp_path):
     clip = PROJECT_ROOT / "out" / "arm64-compare" / "street.mp4"
     if not clip.exists():
         _make_clip(clip)
-    dest = ROOT / "var/tmp/street.mp4"
+    dest = MERGED / "var/tmp/street.mp4"
     shutil.copy(clip, dest)
-    keys = ROOT / "var/tmp/keys"
+    keys = MERGED / "var/tmp/keys"
     shutil.rmtree(keys, ignore_errors=True)
     r = in_root("appliance", "keys", "generate", "control-room", "--out", "/var/tmp/keys")
     assert r.returncode == 0, r.stderr
-    (ROOT / "etc/appliance/appliance.toml").unlink(missing_ok=True)
+    (MERGED / "etc/appliance/appliance.toml").unlink(missing_ok=True)
     r = in_root("appliance", "provision", "--device-id", "van-arm64", "--broker", "mqtts://127.0.0.1:8883",
                 "--control-room-key", "/var/tmp/keys/control-room.ed25519.pub", "--source", "/var/tmp/street.mp4",
                 "--force")
@@ -166,7 +183,7 @@ def test_detections_and_embeddings_agree_with_x86():
         "/opt/appliance/.venv/bin/python", "-m", "appliance.devtools.arch_compare", "embed", "--out",
         "/var/tmp/embed.json"))
     assert r.returncode == 0, r.stderr
-    shutil.copy(ROOT / "var/tmp/embed.json", arm / "embed.json")
+    shutil.copy(MERGED / "var/tmp/embed.json", arm / "embed.json")
 
     r = subprocess.run([sys.executable, "-m", "appliance.devtools.arch_compare", "compare", str(x86), str(arm),
                         "--markdown", str(OUT / "compare.md")], capture_output=True, text=True)
