@@ -210,7 +210,7 @@ pin = "{PIN}"
                     (pki / "ca.crt", "ca.crt"), (WORK / "street.mp4", "street.mp4")):
         mcopy(image, f, f"/appliance/{dest}")
 
-    vm = Vm(image, WORK, {"broker": 8883, "console": 8443})
+    vm = Vm(image, WORK, {"broker": 8883, "console": 8080})  # the console: HTTPS on its default port
     t0 = time.monotonic()
     vm.start()
     log(f"qemu started: broker on 127.0.0.1:{vm.ports['broker']}, console on 127.0.0.1:{vm.ports['console']}")
