@@ -131,7 +131,8 @@ class Shell:
         # A getty may not be up yet: poke until the autologin shell answers.
         while True:
             try:
-                self.run("stty -echo; export TERM=dumb PAGER=cat SYSTEMD_PAGER=; echo ready", timeout=20)
+                self.run("stty -echo; PS1= PS2=; export TERM=dumb PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0",
+                         timeout=20)
                 break
             except TimeoutError:
                 if time.monotonic() > deadline:
@@ -160,8 +161,8 @@ class Shell:
         self.n += 1
         begin, end = f"__BEGIN_{self.n}__", f"__END_{self.n}__"
         half = len(begin) // 2
-        line = (f"echo '{begin[:half]}''{begin[half:]}'; {cmd}\n"
-                f"echo \"{end[:half]}\"\"{end[half:]} $?\"\n")
+        # One line: a prompt printed between two lines would land in the output.
+        line = f"echo '{begin[:half]}''{begin[half:]}'; {cmd}; echo \"{end[:half]}\"\"{end[half:]} $?\"\n"
         self.s.sendall(line.encode())
         self._read_until(begin.encode(), timeout)
         out = self._read_until(end.encode(), timeout).decode(errors="replace")
