@@ -93,6 +93,11 @@ def build_test_image(image: Path, pki: Path) -> float:
     (getty / "autologin.conf").write_text(
         "# Test image only: the test's technician shell (tests/integration/image_vm.py).\n[Service]\nExecStart=\n"
         "ExecStart=-/sbin/agetty --autologin root --noclear --keep-baud %I 115200,38400,9600 $TERM\n")
+    # Emulation (TCG) is 20-100x slower than the hardware: starting Python, OpenCV and three interpreters
+    # takes minutes, not the seconds TimeoutStartSec=120s is sized for. Test image only; the watchdog is kept.
+    dropin = overlay / "etc/systemd/system/appliance.service.d"
+    dropin.mkdir(parents=True)
+    (dropin / "zz-emulation.conf").write_text("# Test image under qemu TCG only.\n[Service]\nTimeoutStartSec=30min\n")
     customize = WORK / "customize.sh"
     customize.write_text(
         "#!/usr/bin/env bash\n# Test image: mosquitto (in the guest) must read its key.\nset -euo pipefail\n"
