@@ -45,7 +45,7 @@ IMAGE_PACKAGES=(
 mapfile -t DEVICE_PACKAGES < <("$SRC/deploy/system-packages.sh" --list device debian)
 include=$(IFS=,; echo "${DEVICE_PACKAGES[*]},${IMAGE_PACKAGES[*]}")
 # The base root is keyed by its package list, so changing the list rebuilds it.
-key=$(printf '%s\n' "$include" "$(debian_mirror)" | sha256sum | cut -c1-12)
+key=$(printf '%s\n' "$include" "$(debian_mirror)" "$(cat "$SRC/deploy/image/files/initramfs-modules")" | sha256sum | cut -c1-12)
 BASE=$CACHE/bookworm-arm64-base-$key.tar
 mkdir -p "$CACHE"
 if [[ ! -s $BASE ]]; then
@@ -54,7 +54,10 @@ if [[ ! -s $BASE ]]; then
     t0=$SECONDS
     mkdir -p "$CACHE/apt-arm64"
     # The apt archives are synced in and out of the cache so that a rebuild downloads nothing.
+    # The initramfs: a module list, not MODULES=most (see files/initramfs-modules), set before the kernel
+    # package's postinst builds it. /usr/share/initramfs-tools/modules.d/ belongs to no package's conffiles.
     mmdebstrap --arch=arm64 --variant=minbase --include="$include" \
+        --setup-hook="mkdir -p \"\$1/etc/initramfs-tools/conf.d\" \"\$1/usr/share/initramfs-tools/modules.d\" && echo MODULES=list > \"\$1/etc/initramfs-tools/conf.d/appliance.conf\" && cp $SRC/deploy/image/files/initramfs-modules \"\$1/usr/share/initramfs-tools/modules.d/appliance\"" \
         --setup-hook="mkdir -p \"\$1/var/cache/apt/archives\" && cp -a $CACHE/apt-arm64/. \"\$1/var/cache/apt/archives/\" 2>/dev/null || true" \
         --customize-hook="cp -a \"\$1/var/cache/apt/archives/.\" $CACHE/apt-arm64/ 2>/dev/null || true" \
         --skip=download/empty --skip=essential/unlink \
