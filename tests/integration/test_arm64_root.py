@@ -84,7 +84,9 @@ def _mounted():
 
 def in_root(*cmd: str, timeout: float = 1800, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-           "LANG": "C.UTF-8", "APPLIANCE_SHARED": SHARED_IN_ROOT, "APPLIANCE_MODELS": "/opt/appliance/models"}
+           "LANG": "C.UTF-8", "APPLIANCE_SHARED": SHARED_IN_ROOT, "APPLIANCE_MODELS": "/opt/appliance/models",
+           # qemu-user emulates the Raspberry Pi 5's core: XNNPACK then picks the kernels it picks there.
+           "QEMU_CPU": "cortex-a76"}
     with _mounted():
         return subprocess.run(["chroot", str(MERGED), *cmd], capture_output=True, text=True, env=env,
                               timeout=timeout, input=stdin)
