@@ -77,7 +77,15 @@ install -m 0644 "$FILES/appliance-firstboot.service" "$R/etc/systemd/system/appl
 install -m 0755 "$SRC/deploy/image/appliance-upgrade" "$R/usr/local/sbin/appliance-upgrade"
 install -d "$R/etc/systemd/system/appliance.service.d"
 install -m 0644 "$FILES/image.conf" "$R/etc/systemd/system/appliance.service.d/image.conf"
-sed "s/@ROOT_UUID@/$ROOT_UUID/g" "$FILES/grub.cfg" > "$R/boot/grub/grub.cfg"
+# Debian keeps /vmlinuz and /initrd.img pointing at the newest kernel; without them, name this one.
+kernel=/vmlinuz initrd=/initrd.img
+if [[ ! -e $R/vmlinuz || ! -e $R/initrd.img ]]; then
+    kver=$(ls "$R/boot" | sed -n 's/^vmlinuz-//p' | sort -V | tail -1)
+    [[ -n $kver && -e $R/boot/initrd.img-$kver ]] || die "no kernel and initramfs in $R/boot"
+    kernel=/boot/vmlinuz-$kver initrd=/boot/initrd.img-$kver
+fi
+sed -e "s/@ROOT_UUID@/$ROOT_UUID/g" -e "s|/vmlinuz |$kernel |" -e "s|/initrd.img$|$initrd|" "$FILES/grub.cfg" \
+    > "$R/boot/grub/grub.cfg"
 passwd_field=$(awk -F: '$1=="root"{print $2}' "$R/etc/shadow")
 [[ $passwd_field == '*' || $passwd_field == '!'* ]] || die "root has a password in the root file system"
 
