@@ -55,7 +55,9 @@ class Vm:
             "-drive", f"if=pflash,format=raw,file={vars_copy}",
             "-drive", f"if=none,id=disk,format=raw,file={self.image},cache=unsafe",
             "-device", "virtio-blk-pci,drive=disk",
-            "-netdev", f"user,id=net0,restrict=on,{fwd}", "-device", "virtio-net-pci,netdev=net0",
+            "-netdev", f"user,id=net0,restrict=on,{fwd}",
+            # romfile= : no iPXE option ROM (the guest boots from disk; Debian ships it in ipxe-qemu).
+            "-device", "virtio-net-pci,netdev=net0,romfile=",
             "-device", "virtio-rng-pci",
             "-serial", f"file:{self.console_log}",
             "-chardev", f"socket,id=shell,path={self.shell_sock},server=on,wait=off",
