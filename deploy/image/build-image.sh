@@ -55,7 +55,7 @@ WORK=$(mktemp -d "$OUT_DIR/.image-build.XXXXXX")
 cleanup() { unmount_under "$WORK"; rm -rf "${WORK:?}"; }
 trap cleanup EXIT
 R=$WORK/root
-cp -a "$ROOT" "$R"
+cp -a -x "$ROOT" "$R"   # -x: never what is mounted inside it (a chroot's /proc, /dev)
 
 ROOT_UUID=$(uuidgen)
 ESP_ID=$(uuidgen | tr -d - | cut -c1-8 | tr a-f A-F)
