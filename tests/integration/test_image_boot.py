@@ -98,6 +98,9 @@ def build_test_image(image: Path, pki: Path) -> float:
     dropin = overlay / "etc/systemd/system/appliance.service.d"
     dropin.mkdir(parents=True)
     (dropin / "zz-emulation.conf").write_text("# Test image under qemu TCG only.\n[Service]\nTimeoutStartSec=30min\n")
+    # The shell's virtio console: load its driver at once (udev's autoload came after the 90 s device timeout).
+    (overlay / "etc/modules-load.d").mkdir(parents=True)
+    (overlay / "etc/modules-load.d/test-shell.conf").write_text("virtio_console\n")
     customize = WORK / "customize.sh"
     customize.write_text(
         "#!/usr/bin/env bash\n# Test image: mosquitto (in the guest) must read its key.\nset -euo pipefail\n"
