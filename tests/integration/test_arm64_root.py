@@ -31,6 +31,7 @@ SHARED_IN_ROOT = "/mnt/shared"  # the shared data, bind-mounted read-only for th
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(7200),  # emulation: far beyond the suite's per-test default
     pytest.mark.skipif(os.environ.get("APPLIANCE_ARM64") != "1",
                        reason="emulated arm64 runs take minutes: make arm64-test (APPLIANCE_ARM64=1)"),
 ]

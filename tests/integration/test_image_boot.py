@@ -46,6 +46,7 @@ from appliance.sync.local_broker import DEPLOY, make_pki
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(7200),  # emulation: far beyond the suite's per-test default
     pytest.mark.skipif(os.environ.get("APPLIANCE_IMAGE") != "1",
                        reason="boots an emulated arm64 machine (many minutes): make image-test (APPLIANCE_IMAGE=1)"),
 ]
