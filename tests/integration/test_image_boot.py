@@ -257,6 +257,11 @@ def test_boot_to_alert(booted):
     csr = shell.run(f"cat /boot/efi/appliance/out/{DEVICE}.csr")
     sign_csr(pki, csr + "\n", WORK / f"{DEVICE}.crt")
     shell.write_file("/boot/efi/appliance/device.crt", (WORK / f"{DEVICE}.crt").read_bytes())
+    # Under TCG one BlazeFace run takes ~2.4 s (first-boot self-test), so the default 14 tiled runs per frame
+    # take longer than WatchdogSec=30s and the watchdog rightly kills the daemon. The test keeps the hardened
+    # unit as it is and looks at the whole frame only (the clip's faces are large): a speed concession to the
+    # emulator, test only.
+    shell.run("printf '\\n[detector]\\ntiles = [1]\\n' >> /etc/appliance/appliance.toml")
     out = shell.run("systemctl start appliance-firstboot.service && journalctl -b -u appliance-firstboot -o cat "
                     "| tail -n 30 && systemctl restart appliance.service", timeout=1800)
     log(f"certificate installed by the first-boot unit:\n{out}")
