@@ -290,7 +290,7 @@ def test_boot_to_alert(booted):
                str(WORK / "control.db"), "--db-keys", str(WORK / "control-keys"), "--ca", str(pki / "ca.crt"),
                "--cert", str(pki / "control-room.crt"), "--key", str(pki / "control-room.key")], "control-room")
     try:
-        rx.wait_line(rf" {DEVICE} status (ready|degraded)", 600)
+        rx.wait_line(rf" {DEVICE} status (starting|running|degraded)", 600)
         broker_log = shell.run(f"journalctl -u mosquitto -o cat | grep -i '{DEVICE}' | tail -n 3", check=False)
         log(f"broker: {broker_log}")
 
