@@ -70,3 +70,29 @@ docs: $(BIN)/appliance  ## regenerate docs/configuration.md and docs/cli.md from
 clean:  ## remove the venv, installed models and outputs
 	rm -rf $(VENV) reports out bench/results
 	find models -name '*.tflite' -delete
+
+# --- arm64 and the flashable image (issue 13; docs/install.md "Flashing the image"). Run as root. Slow: qemu
+# emulation, so NOT part of `make test`; a nightly CI job runs `make arm64-test image-test` (times in the doc).
+ARM64_ROOT := out/arm64-root
+IMAGE      := out/lfr-arm64.img
+ARM64_APP  := $(ARM64_ROOT)/opt/appliance/.venv/bin/appliance
+.PHONY: arm64-root arm64-test image image-test
+
+# Rebuilt when the package, the lock or the installer change; the base root and downloads are cached in
+# /var/cache/appliance-image, so a rebuild only reinstalls the appliance.
+$(ARM64_APP): pyproject.toml deploy/lock/linux-aarch64-py3.11-device.txt deploy/install.sh deploy/image/build-root.sh \
+		deploy/image/lib.sh $(shell find appliance -name '*.py' -o -name '*.html' -o -name '*.js' -o -name '*.css')
+	deploy/system-packages.sh image
+	deploy/image/build-root.sh $(ARM64_ROOT)
+	@touch $@
+
+arm64-root: $(ARM64_APP)  ## arm64 Debian 12 root, the appliance installed from the lock as on a device (root)
+
+arm64-test: install $(ARM64_APP)  ## in the arm64 root (qemu-user): models verify, selftest, detect, embeddings vs x86
+	APPLIANCE_ARM64=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_arm64_root.py
+
+image: $(ARM64_APP)  ## bootable arm64 UEFI disk image out/lfr-arm64.img with first-boot provisioning (root)
+	deploy/image/build-image.sh $(ARM64_ROOT) $(IMAGE)
+
+image-test: install $(ARM64_APP)  ## boot the image in qemu-system-aarch64: provision, alert, decision, upgrade/rollback
+	APPLIANCE_IMAGE=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_image_boot.py

@@ -5,6 +5,7 @@
 #   deploy/system-packages.sh dev      build the venv from the lock and run the demo van
 #   deploy/system-packages.sh test     dev + what the test suite drives: broker tools, Chromium, chronyd, ...
 #   deploy/system-packages.sh device [pi|jetson|debian]   what a van runs (install.sh)
+#   deploy/system-packages.sh image    build the arm64 root and disk image and boot it (make arm64-root, image)
 #   deploy/system-packages.sh --list PROFILE [PLATFORM]    print the list and do nothing
 #
 # Installs only what is missing, with apt-get as root, with sudo otherwise; without either it stops and
@@ -22,6 +23,11 @@ DEV=(python3-venv python3-dev gcc pkg-config libsystemd-dev mosquitto openssl ca
 TEST=(mosquitto-clients sqlite3 chromium systemd debootstrap chrony faketime)
 # A van: the interpreter and venv, systemd-python's build, TLS roots, /bin/kill for ExecReload, chrony.
 DEVICE=(python3 python3-venv python3-pip python3-dev gcc pkg-config libsystemd-dev ca-certificates procps chrony)
+# The arm64 root and image (deploy/image/): qemu-user through binfmt_misc for arm64 maintainer scripts and
+# pip, mmdebstrap, the image's file systems without loop mounts (mke2fs -d, mtools), and for the boot test
+# qemu-system-aarch64 with its UEFI firmware (AAVMF), and mosquitto/openssl for the control room's side.
+IMAGE=(qemu-user-static binfmt-support mmdebstrap arch-test e2fsprogs dosfstools mtools fdisk uuid-runtime
+       qemu-system-arm qemu-efi-aarch64 qemu-utils mosquitto mosquitto-clients openssl)
 DEVICE_PI=(python3-picamera2 python3-libcamera rpicam-apps-lite)
 DEVICE_JETSON=(gstreamer1.0-tools nvidia-l4t-gstreamer)
 
@@ -34,6 +40,7 @@ platform=${2:-debian}
 case $profile in
     dev) wanted=("${DEV[@]}") ;;
     test) wanted=("${DEV[@]}" "${TEST[@]}") ;;
+    image) wanted=("${DEV[@]}" "${IMAGE[@]}") ;;
     device)
         wanted=("${DEVICE[@]}")
         case $platform in
@@ -42,7 +49,7 @@ case $profile in
             debian) ;;
             *) say "unknown platform '$platform' (pi, jetson or debian)"; exit 2 ;;
         esac ;;
-    *) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 if ((list_only)); then printf '%s\n' "${wanted[@]}"; exit 0; fi
 
