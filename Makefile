@@ -11,7 +11,7 @@ LOCK   := $(shell $(PYTHON) appliance/devtools/lockfiles.py path 2>/dev/null)
 .PHONY: help install system-packages models test test-fast lint lock eval calibrate bench demo docs clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 system-packages:  ## the apt packages for building and the demo (deploy/system-packages.sh dev)
 	deploy/system-packages.sh dev
