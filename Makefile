@@ -26,7 +26,7 @@ $(BIN)/appliance: pyproject.toml $(LOCK) | system-packages
 
 install: $(BIN)/appliance models  ## create .venv from the lock with the `appliance` command; install the models
 
-models: $(BIN)/appliance  ## install model files into models/ and verify every sha256
+models: $(BIN)/appliance  ## install model files into models/ and verify every sha256; build the background sets
 	$(BIN)/appliance models install
 
 test: install  ## run the whole test suite (real models, real images, real broker, real browser)
@@ -69,7 +69,7 @@ docs: $(BIN)/appliance  ## regenerate docs/configuration.md and docs/cli.md from
 
 clean:  ## remove the venv, installed models and outputs
 	rm -rf $(VENV) reports out bench/results
-	find models -name '*.tflite' -delete
+	find models \( -name '*.tflite' -o -name '*.onnx' -o -name '*.npy' \) -delete
 
 # --- arm64 and the flashable image (issue 13; docs/install.md "Flashing the image"). Run as root. Slow: qemu
 # emulation, so NOT part of `make test`; a nightly CI job runs `make arm64-test image-test` (times in the doc).

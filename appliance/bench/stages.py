@@ -26,6 +26,7 @@ from appliance.bench.system import peak_rss_mb
 from appliance.config import Config, load_config
 from appliance.errors import ApplianceError
 from appliance.matching import Gallery, MatchService, resolve_threshold
+from appliance.matching.normalise import normaliser_for
 from appliance.paths import shared_data_dir
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080)}
@@ -180,7 +181,8 @@ def bench_stages(plan: StagePlan, workdir: Path | None = None, log: Callable[[st
     dim = int(pipe.embedder_spec.raw.get("embedding_size", 128))
     emb = rng.standard_normal((plan.gallery_size, dim), dtype=np.float32)
     gallery = Gallery([f"s{i}" for i in range(plan.gallery_size)], emb / np.linalg.norm(emb, axis=1, keepdims=True))
-    service = MatchService(threshold, backend=config.matcher.backend, top_k=config.matcher.top_k, gallery=gallery)
+    service = MatchService(threshold, backend=config.matcher.backend, top_k=config.matcher.top_k, gallery=gallery,
+                           normaliser=normaliser_for(pipe.embedder_spec, config.models.dir))
 
     out: dict[str, Any] = {
         "clip": {"source": f"{len(images)} crowd photos from $APPLIANCE_SHARED/data/crowd",

@@ -18,6 +18,7 @@ from appliance.evaluation.lfw import load_dataset
 from appliance.evaluation.lfw_eval import evaluate, manifest_calibration
 from appliance.evaluation.nasa import evaluate_nasa
 from appliance.evaluation.report import summary_lines, write_report
+from appliance.matching.normalise import normalisation_record, normaliser_for
 from appliance.matching.threshold import resolve_threshold
 from appliance.runtime.manifest import write_calibration
 from appliance.vision.fingerprint import pipeline_fingerprint
@@ -45,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --fusion: looks per track (default 5; the tracker embeds at most tracker.max_looks)")
     p.add_argument("--fusion-probes", type=int, metavar="N",
                    help="with --fusion: only N mated and N non-mated probes (a quick look, not the figures)")
+    p.add_argument("--raw-scores", action="store_true",
+                   help="score on the raw cosine even if the manifest normalises this model's scores (for "
+                   "comparison: the threshold is then measured on the raw scores, not taken from the manifest)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     add_config_args(p)
     p.set_defaults(func=run)
@@ -59,21 +63,29 @@ def run(args: argparse.Namespace) -> int:
         raise ApplianceError(f"--fusion-looks {args.fusion_looks}: between 1 and 20 looks per track")
     if args.nasa and not args.nasa.is_dir():
         raise ApplianceError(f"--nasa: folder {args.nasa} not found")
+    if args.raw_scores and args.calibrate:
+        raise ApplianceError("--raw-scores with --calibrate: the manifest's threshold is on the normalised scale")
+    normaliser = None if args.raw_scores else normaliser_for(pipe.embedder_spec, config.models.dir)
     emb = embed_dataset(pipe, dataset, progress=False if args.no_progress else None)
-    if args.calibrate and pipe.embedder_spec.calibration is None and config.matcher.threshold is None:
+    if normaliser is not None:
+        emb.offsets = normaliser.offsets(emb.embeddings)
+    first_calibration = pipe.embedder_spec.calibration is None and args.calibrate
+    if (first_calibration or args.raw_scores) and config.matcher.threshold is None:
         # A model's first calibration (a force's own model, just added to the manifest): the calibrated
         # threshold does not depend on the one the figures are reported at, so measure it, then report there.
-        result, raw = evaluate(dataset, emb, pipe.model_id, 0.5, groups)
+        result, raw = evaluate(dataset, emb, pipe.model_id, 0.5, groups, normaliser)
         threshold = float(result["calibration"]["threshold"])
     else:
         threshold = resolve_threshold(config.matcher, pipe.embedder_spec)
-    result, raw = evaluate(dataset, emb, pipe.model_id, threshold, groups)
+    result, raw = evaluate(dataset, emb, pipe.model_id, threshold, groups, normaliser)
+    result["scores"] = normaliser.describe() if normaliser is not None else "cosine similarity (raw)"
     if args.nasa:
-        result["nasa"] = evaluate_nasa(pipe, args.nasa, dataset, emb, threshold)
+        result["nasa"] = evaluate_nasa(pipe, args.nasa, dataset, emb, threshold, normaliser)
     if args.fusion:
         result["fusion"], raw["fusion"] = evaluate_fusion(pipe, dataset, emb, threshold,
                                                           progress=False if args.no_progress else None,
-                                                          max_probes=args.fusion_probes, looks=args.fusion_looks)
+                                                          max_probes=args.fusion_probes, looks=args.fusion_looks,
+                                                          normaliser=normaliser)
     command = "appliance " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.out:
         write_report(result, raw, dataset.root, args.out, command)
@@ -81,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         cal = result["calibration"]
         path = write_calibration(pipe.model_id, manifest_calibration(result, dataset.root.name, command,
                                                                      pipeline_fingerprint(config)),
-                                 config.models.dir)
+                                 config.models.dir, normalisation_record(pipe.embedder_spec, normaliser))
         print(f"calibrated {pipe.model_id}: threshold {cal['threshold']} floor {cal['floor']} -> {path}",
               file=sys.stderr)
     if args.json:

@@ -12,6 +12,7 @@ import numpy as np
 from appliance.cli.common import add_config_args, config_from_args, read_image
 from appliance.errors import ApplianceError
 from appliance.matching.gallery import Gallery
+from appliance.matching.normalise import normaliser_for
 from appliance.matching.service import MatchService
 from appliance.matching.threshold import resolve_threshold
 from appliance.vision.pipeline import FacePipeline
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     pipe = FacePipeline.from_config(config)
     threshold = resolve_threshold(config.matcher, pipe.embedder_spec)
     gallery = enrol_folder(pipe, args.gallery)
-    service = MatchService.from_config(config.matcher, threshold, gallery)
+    service = MatchService.from_config(config.matcher, threshold, gallery,
+                                       normaliser_for(pipe.embedder_spec, config.models.dir))
     print(f"gallery: {gallery.n_subjects} people, {gallery.n_templates} photos; threshold {threshold:.3f}",
           file=sys.stderr)
     for path in args.images:

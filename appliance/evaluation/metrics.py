@@ -69,13 +69,17 @@ def threshold_for_fpir(s: OpenSetScores, fpir: float) -> float:
 
 
 def open_set_search(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray, probe_ids: np.ndarray,
-                    mated: np.ndarray) -> OpenSetScores:
-    """Search each probe against the gallery (rows L2-normalised; NaN rows = no face found)."""
+                    mated: np.ndarray, gallery_offsets: np.ndarray | None = None,
+                    probe_offsets: np.ndarray | None = None) -> OpenSetScores:
+    """Search each probe against the gallery (rows L2-normalised; NaN rows = no face found); scores minus
+    the two sides' offsets when given (normalised scores)."""
     valid = ~np.isnan(probes).any(axis=1)
     top = np.full(len(probes), -np.inf, np.float32)
     arg = np.zeros(len(probes), np.int64)
     if valid.any():
         sims = np.nan_to_num(probes[valid], nan=0.0) @ np.nan_to_num(gallery, nan=0.0).T
+        if gallery_offsets is not None and probe_offsets is not None:
+            sims -= probe_offsets[valid][:, None] + gallery_offsets[None, :]
         sims[:, np.isnan(gallery).any(axis=1)] = -np.inf
         arg[valid] = sims.argmax(axis=1)
         top[valid] = sims.max(axis=1)

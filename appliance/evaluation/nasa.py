@@ -17,6 +17,7 @@ from appliance.errors import ApplianceError
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
 from appliance.evaluation.lfw import Dataset
 from appliance.evaluation.protocol import open_set_split
+from appliance.matching.normalise import BackgroundNormaliser
 from appliance.vision.pipeline import FacePipeline
 
 
@@ -41,9 +42,13 @@ def _gallery(pipe: FacePipeline, nasa_dir: Path, dataset: Dataset, emb: DatasetE
     return np.array([ids[k] for k in keep]), np.stack([rows[k] for k in keep]).astype(np.float32), enrolment
 
 
-def search(gallery_ids: np.ndarray, gallery: np.ndarray, embedding: np.ndarray, truth: str) -> dict:
-    """Rank and score of the true subject, and the top-1 subject, among subjects ranked by best score."""
+def search(gallery_ids: np.ndarray, gallery: np.ndarray, embedding: np.ndarray, truth: str,
+           normaliser: BackgroundNormaliser | None = None) -> dict:
+    """Rank and score of the true subject, and the top-1 subject, among subjects ranked by best score
+    (the adjusted score when the model's scores are normalised)."""
     scores = gallery @ embedding
+    if normaliser is not None:
+        scores = scores - normaliser.offsets(gallery) - normaliser.offsets(embedding)[0]
     order = np.argsort(-scores)
     ranked = list(dict.fromkeys(gallery_ids[order]))  # subjects by their best template
     best = {s: float(scores[gallery_ids == s].max()) for s in (ranked[0], truth) if s in set(gallery_ids)}
@@ -56,7 +61,8 @@ def search(gallery_ids: np.ndarray, gallery: np.ndarray, embedding: np.ndarray, 
     }
 
 
-def _probe(pipe: FacePipeline, image: np.ndarray, portrait: bool, gallery_ids, gallery, truth, threshold) -> dict:
+def _probe(pipe: FacePipeline, image: np.ndarray, portrait: bool, gallery_ids, gallery, truth, threshold,
+           normaliser: BackgroundNormaliser | None = None) -> dict:
     faces = pipe.detect(image, portrait=portrait)
     if not faces:
         return {"face": False, "gate": "no_face", "alert": "none"}
@@ -64,7 +70,7 @@ def _probe(pipe: FacePipeline, image: np.ndarray, portrait: bool, gallery_ids, g
     gate = face.quality.reason if face.quality else "unknown"
     pipe.embed(image, face)
     out = {"face": True, "gate": gate, "interocular_px": round(float(face.detection.interocular), 1)}
-    out.update(search(gallery_ids, gallery, face.embedding, truth))
+    out.update(search(gallery_ids, gallery, face.embedding, truth, normaliser))
     if gate != "ok":
         out["alert"] = "refused by the quality gate"
     elif out["top1_score"] < threshold:
@@ -75,7 +81,7 @@ def _probe(pipe: FacePipeline, image: np.ndarray, portrait: bool, gallery_ids, g
 
 
 def evaluate_nasa(pipe: FacePipeline, nasa_dir: Path, dataset: Dataset, emb: DatasetEmbeddings,
-                  threshold: float) -> dict:
+                  threshold: float, normaliser: BackgroundNormaliser | None = None) -> dict:
     gallery_ids, gallery, enrolment = _gallery(pipe, nasa_dir, dataset, emb)
     probes = []
     for person in sorted(p for p in nasa_dir.iterdir() if p.is_dir()):
@@ -86,8 +92,8 @@ def evaluate_nasa(pipe: FacePipeline, nasa_dir: Path, dataset: Dataset, emb: Dat
             if image is None:
                 row["live"] = row["portrait_mode"] = {"face": False, "gate": "unreadable", "alert": "none"}
             else:
-                row["live"] = _probe(pipe, image, False, gallery_ids, gallery, truth, threshold)
-                row["portrait_mode"] = _probe(pipe, image, True, gallery_ids, gallery, truth, threshold)
+                row["live"] = _probe(pipe, image, False, gallery_ids, gallery, truth, threshold, normaliser)
+                row["portrait_mode"] = _probe(pipe, image, True, gallery_ids, gallery, truth, threshold, normaliser)
             probes.append(row)
     live = [p["live"] for p in probes]
     summary = {

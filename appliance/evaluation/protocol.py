@@ -33,10 +33,13 @@ def open_set_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.array(gallery), np.array(mated), np.array(nonmated)
 
 
-def similarities(e: np.ndarray) -> np.ndarray:
-    """Every image against every image (rows L2-normalised; NaN rows = no face found)."""
+def similarities(e: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
+    """Every image against every image (rows L2-normalised; NaN rows = no face found), minus each side's
+    background offset when the scores are normalised (matching/normalise.py)."""
     missing = np.isnan(e).any(axis=1)
     sims = np.nan_to_num(e, nan=0.0) @ np.nan_to_num(e, nan=0.0).T
+    if offsets is not None:
+        sims -= offsets[:, None] + offsets[None, :]
     sims[missing, :] = -np.inf  # no face: never matches, counted as a miss
     sims[:, missing] = -np.inf
     return sims

@@ -375,6 +375,14 @@ def summary_lines(result: dict) -> list[str]:
                      f"true alerts {s['true_alerts']}, false alerts {s['false_alerts']}")
     if "fusion" in result:
         lines.append(f"  fusion: fewest false alarms at equal TPIR: {result['fusion']['fewest_false_alarms']}")
+    if "templates" in result:
+        t = result["templates"]
+        head = f"  up to 3 photos per subject ({t['subjects_with_2_or_more']} of {t['subjects']} with 2+): "
+        lines.append(head + "; ".join(
+            f"{name} TPIR@FPIR1e-3 {_pct(v['tpir_at_fpir']['1e-3'])}, at threshold {_pct(v['tpir_at_threshold'])} "
+            f"(FPIR {v['false_alarms_at_threshold']}/{t['non_mated_probes']})" for name, v in t["variants"].items()))
+    if "scores" in result:
+        lines.append(f"  scores: {result['scores']}")
     rows = result.get("false_alerts", {}).get("per_watchlist_size", {})
     if rows:
         lines.append("  expected false alerts per 10,000 faces: " + ", ".join(

@@ -70,6 +70,12 @@ class ModelSpec:
         )
 
     @property
+    def normalisation(self) -> dict[str, Any] | None:
+        """How this embedder's scores are normalised before the threshold (matching/normalise.py), or None
+        for the raw cosine. The calibrated threshold is on that scale."""
+        return self.raw.get("normalisation") or None
+
+    @property
     def runtime(self) -> str:
         return str(self.raw.get("runtime", LITERT))
 
@@ -148,11 +154,15 @@ def load_manifest(root: Path | None = None) -> Manifest:
     return Manifest(path=path, defaults=data.get("defaults", {}), models=models)
 
 
-def write_calibration(model_id: str, calibration: dict[str, Any], root: Path | None = None) -> Path:
-    """Write a model's [calibration] table back into the manifest (used by `appliance eval --calibrate`)."""
+def write_calibration(model_id: str, calibration: dict[str, Any], root: Path | None = None,
+                      normalisation: dict[str, Any] | None = None) -> Path:
+    """Write a model's [calibration] table back into the manifest (used by `appliance eval --calibrate`),
+    and its [normalisation] table when the scale was measured with one (the background set's sha256)."""
     path = (root or models_dir()) / MANIFEST_NAME
     data = tomllib.loads(path.read_text())
     data["models"][model_id]["calibration"] = calibration
+    if normalisation:
+        data["models"][model_id]["normalisation"] = normalisation
     header = "".join(line + "\n" for line in path.read_text().splitlines() if line.startswith("#"))
     path.write_text(header + "\n" + tomli_w.dumps(data))
     return path

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from appliance.config import Config
-from appliance.runtime.manifest import ONNXRUNTIME, ModelSpec, load_manifest
+from appliance.runtime.manifest import ONNXRUNTIME, ModelSpec, load_manifest, sha256_of
 from appliance.vision.align import ARCFACE_TEMPLATE
 
 INFORMATIONAL = ("python", "machine")  # recorded, never a reason to warn
@@ -54,7 +54,7 @@ def pipeline_fingerprint(config: Config) -> dict[str, Any]:
     detector = manifest.get(config.models.detector, "detector")
     d, q = config.detector, config.quality
     inp = embedder.input
-    return {
+    fingerprint = {
         "numpy": np.__version__,
         "opencv": cv2.__version__,
         "interpreter": interpreter_version([s for s in (detector, landmarks, embedder) if s is not None]),
@@ -73,6 +73,11 @@ def pipeline_fingerprint(config: Config) -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
+    if norm := embedder.normalisation:  # the threshold is on the normalised scale: its background set counts too
+        path = manifest.path.parent / norm["background"]
+        fingerprint["scores"] = (f"{norm['method']} top-{norm['k']} background "
+                                 f"sha256:{sha256_of(path) if path.is_file() else 'missing'}")
+    return fingerprint
 
 
 def pipeline_differences(calibrated: dict[str, Any] | None, running: dict[str, Any]) -> list[str]:

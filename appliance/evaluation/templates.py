@@ -1,0 +1,93 @@
+"""Several photos per subject: the open-set protocol with up to three enrolled photos per person.
+
+Watchlists often hold more than one custody photo. Protocol (contract): for every identity with at least
+two images, the first min(MAX_TEMPLATES, n - 1) images are enrolled and the rest are mated probes, so
+every enrolled person keeps at least one probe; identities with one image are the non-mated probes, as
+in the one-photo protocol. On the same probes we compare three ways to use the enrolled photos:
+
+- one photo: only the first (what the one-photo protocol would give on these probes);
+- best template: a subject scores by its best photo (what the van's matcher does, matching/service.py);
+- fused template: the photos' embeddings averaged into one template, then searched.
+
+With a normaliser, every score is the adjusted one the van compares with its threshold (a subject's
+offset is the mean of its templates' offsets, as in the matcher; a fused template has its own).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from appliance.evaluation import metrics
+from appliance.evaluation.embed_dataset import DatasetEmbeddings
+from appliance.evaluation.lfw import Dataset
+from appliance.matching.gallery import l2_normalise
+from appliance.matching.normalise import BackgroundNormaliser
+
+MAX_TEMPLATES = 3
+VARIANTS = ("one photo", "best template", "fused template")
+
+
+def multi_split(dataset: Dataset, max_templates: int = MAX_TEMPLATES) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
+    """(enrolled image indices per subject, mated probe indices, non-mated probe indices)."""
+    by_id: dict[str, list[int]] = {}
+    for i, name in enumerate(dataset.identity):
+        by_id.setdefault(name, []).append(i)
+    enrolled, mated, nonmated = [], [], []
+    for idx in by_id.values():
+        if len(idx) >= 2:
+            n = min(max_templates, len(idx) - 1)
+            enrolled.append(idx[:n])
+            mated.extend(idx[n:])
+        else:
+            nonmated.extend(idx)
+    return enrolled, np.array(mated, np.int64), np.array(nonmated, np.int64)
+
+
+def _subject_scores(e: np.ndarray, off: np.ndarray, enrolled: list[list[int]], probes: np.ndarray, variant: str,
+                    normaliser: BackgroundNormaliser | None) -> np.ndarray:
+    """(probes, subjects) scores for one way of using the enrolled photos; -inf where a face is missing."""
+    pe = np.nan_to_num(e[probes], nan=0.0)
+    probe_off = off[probes][:, None]
+    if variant == "fused template":
+        fused = l2_normalise(np.stack([np.nanmean(e[rows], axis=0) if not np.isnan(e[rows]).all()
+                                       else np.zeros(e.shape[1], np.float32) for rows in enrolled]))
+        fused_off = normaliser.offsets(fused) if normaliser is not None else np.zeros(len(fused), np.float32)
+        scores = pe @ fused.T - probe_off - fused_off[None, :]
+        scores[:, ~fused.any(axis=1)] = -np.inf
+    else:
+        first_only = variant == "one photo"
+        scores = np.full((len(probes), len(enrolled)), -np.inf, np.float32)
+        for s, rows in enumerate(enrolled):
+            rows = [r for r in (rows[:1] if first_only else rows) if not np.isnan(e[r]).any()]
+            if rows:
+                best = (pe @ np.nan_to_num(e[rows], nan=0.0).T).max(axis=1)
+                scores[:, s] = best - probe_off[:, 0] - off[rows].mean()
+    scores[np.isnan(e[probes]).any(axis=1)] = -np.inf
+    return scores
+
+
+def evaluate_templates(dataset: Dataset, emb: DatasetEmbeddings, threshold: float,
+                       normaliser: BackgroundNormaliser | None = None, target_fpir: float = 1e-3) -> dict:
+    enrolled, mated, nonmated = multi_split(dataset)
+    ids = np.array(dataset.identity)
+    subject_ids = np.array([ids[rows[0]] for rows in enrolled])
+    e, off = emb.embeddings, emb.offset()
+    out: dict = {"protocol": f"enrol the first min({MAX_TEMPLATES}, n-1) photos of each identity with n >= 2; "
+                 "the rest are mated probes; identities with one photo are non-mated",
+                 "subjects": len(enrolled), "templates": int(sum(len(r) for r in enrolled)),
+                 "subjects_with_2_or_more": int(sum(len(r) >= 2 for r in enrolled)),
+                 "mated_probes": len(mated), "non_mated_probes": len(nonmated), "variants": {}}
+    for variant in VARIANTS:
+        sm = _subject_scores(e, off, enrolled, mated, variant, normaliser)
+        sn = _subject_scores(e, off, enrolled, nonmated, variant, normaliser)
+        correct = (subject_ids[sm.argmax(axis=1)] == ids[mated]) & np.isfinite(sm.max(axis=1))
+        s = metrics.OpenSetScores(sm.max(axis=1), correct, sn.max(axis=1))
+        out["variants"][variant] = {
+            "rank1": round(float(correct.mean()), 5),
+            "tpir_at_fpir": {"1e-3": round(metrics.tpir_at_threshold(s, metrics.threshold_for_fpir(s, target_fpir)), 5),
+                             "1e-2": round(metrics.tpir_at_threshold(s, metrics.threshold_for_fpir(s, 1e-2)), 5)},
+            "tpir_at_threshold": round(metrics.tpir_at_threshold(s, threshold), 5),
+            "fpir_at_threshold": round(metrics.fpir_at_threshold(s, threshold), 6),
+            "false_alarms_at_threshold": int((s.nonmated_top_score >= threshold).sum()),
+        }
+    return out
