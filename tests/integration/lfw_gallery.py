@@ -7,7 +7,6 @@ import numpy as np
 
 from appliance.matching.gallery import Gallery
 from appliance.matching.service import MatchService
-from appliance.matching.threshold import resolve_threshold
 
 
 def lfw_match_service(pipeline, config, lfw_dir, watchlist, exclude=(), distractors=30):
@@ -19,5 +18,5 @@ def lfw_match_service(pipeline, config, lfw_dir, watchlist, exclude=(), distract
         if result.ok:
             ids.append(name)
             rows.append(result.embedding)
-    return MatchService.from_config(config.matcher, resolve_threshold(config.matcher, pipeline.embedder_spec),
-                                    Gallery(ids, np.stack(rows)))
+    return MatchService.for_embedder(config.matcher, pipeline.embedder_spec, Gallery(ids, np.stack(rows)),
+                                     config.models.dir)

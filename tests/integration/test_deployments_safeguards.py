@@ -58,7 +58,7 @@ def van(tmp_path):
                          recipients=[("van-01", dx.public_key())], version=2)
     watchlist.apply(open_bundle(built.path, sk.public_key(), "van-01", dx), model_id=MODEL)
     events = EventStore.open(data, key_provider_from_config(config))
-    matcher = MatchService.from_config(config.matcher, threshold, watchlist.load_gallery())
+    matcher = MatchService.for_embedder(config.matcher, spec, watchlist.load_gallery(), config.models.dir)
     resets = []
     counters = {"faces_seen": 0}
     sg = build_safeguards(config, events=events, watchlist=watchlist, matcher=matcher, embedder_spec=spec,

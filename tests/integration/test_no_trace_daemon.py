@@ -30,6 +30,7 @@ from appliance.config import load_config
 from appliance.devtools.street_clip import plan_walkers, render
 from appliance.devtools.trace_search import database_blobs, find_traces
 from appliance.keys.keypairs import generate_control_room, generate_device, load_signing_key
+from appliance.matching import Gallery, MatchService
 from appliance.storage import KeyFileProvider
 from appliance.sync.mqtt import MqttConnection
 from appliance.watchlist.builder import build_bundle
@@ -79,12 +80,13 @@ def street(tmp_path_factory, lfw_dir, crowd_dir, pipeline):
         meta = {"id": f"W-{i:03d}", "display_name": name.replace("_", " "), "category": "wanted",
                 "legal_basis": "test", "image_source": "LFW", "expires_at": iso(utcnow() + timedelta(days=30))}
         entries.append(Entry(meta, r.embedding[None, :].astype(np.float32), path.read_bytes()))
-    gallery = np.stack(rows)
-    threshold = 0.6142
+    # The van's own matcher (its calibrated threshold, on its score scale) decides which faces did not match.
+    matcher = MatchService.for_embedder(load_config().matcher, pipeline.embedder_spec,
+                                        Gallery([e.id for e in entries], np.stack(rows)))
     floats, crops = [], set()
     for im in images:
         for face in pipeline.process(im):
-            if face.embedding is not None and float(np.max(gallery @ face.embedding)) < threshold:
+            if face.embedding is not None and matcher.identify(face.embedding) is None:
                 floats.append(face.embedding.copy())
                 crops.add(face_crop_jpeg(im, face.detection.box))
     assert len(floats) >= 30, len(floats)

@@ -14,7 +14,7 @@ import pytest
 from appliance.config import load_config
 from appliance.errors import SyncError
 from appliance.keys.keypairs import load_device_public, load_signing_key
-from appliance.matching import MatchService, resolve_threshold
+from appliance.matching import MatchService
 from appliance.sync import topics
 from appliance.sync.chunks import split
 from appliance.sync.mqtt import MqttConnection
@@ -40,7 +40,7 @@ def env(tmp_path_factory, tls_broker, watchlist_keys, lfw_watchlist, pipeline):
         "models.embedder": pipeline.model_id,
         **{f"mqtt.{k}": v for k, v in tls_broker.mqtt_config("van-01").items()},
     })
-    matcher = MatchService(resolve_threshold(config.matcher, pipeline.embedder_spec))
+    matcher = MatchService.for_embedder(config.matcher, pipeline.embedder_spec, models_root=config.models.dir)
     store = open_store(config)
     receiver = make_receiver(config, store, on_applied=gallery_swapper(matcher))
     service = make_sync_service(config, receiver).start()
