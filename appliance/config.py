@@ -122,7 +122,8 @@ class MatcherConfig(Section):
     )
     threshold: float | None = Field(
         None, ge=-1.0, le=1.0,
-        description="Cosine threshold for an alert; default is the calibrated one in the model manifest. "
+        description="Score threshold for an alert, on the model's score scale (the adjusted score when the "
+        "manifest normalises it, else the cosine); default is the calibrated one in the model manifest. "
         "Never below the manifest's floor.",
     )
     top_k: int = Field(5, ge=1, le=100, description="Candidates returned per face.")

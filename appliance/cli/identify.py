@@ -12,9 +12,7 @@ import numpy as np
 from appliance.cli.common import add_config_args, config_from_args, read_image
 from appliance.errors import ApplianceError
 from appliance.matching.gallery import Gallery
-from appliance.matching.normalise import normaliser_for
 from appliance.matching.service import MatchService
-from appliance.matching.threshold import resolve_threshold
 from appliance.vision.pipeline import FacePipeline
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -27,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="photos whose faces are searched in the gallery")
     p.add_argument("--json", action="store_true", help="one JSON line per image")
     p.add_argument("--threshold", type=float,
-                   help="cosine threshold (default: the calibrated one; never below the floor)")
+                   help="score threshold on the model's scale (default: the calibrated one; never below the floor)")
     add_config_args(p)
     p.set_defaults(func=run)
 
@@ -55,10 +53,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threshold is not None:
         config.matcher.threshold = args.threshold
     pipe = FacePipeline.from_config(config)
-    threshold = resolve_threshold(config.matcher, pipe.embedder_spec)
     gallery = enrol_folder(pipe, args.gallery)
-    service = MatchService.from_config(config.matcher, threshold, gallery,
-                                       normaliser_for(pipe.embedder_spec, config.models.dir))
+    service = MatchService.for_embedder(config.matcher, pipe.embedder_spec, gallery, config.models.dir)
+    threshold = service.threshold
     print(f"gallery: {gallery.n_subjects} people, {gallery.n_templates} photos; threshold {threshold:.3f}",
           file=sys.stderr)
     for path in args.images:
