@@ -10,6 +10,7 @@ import pytest
 from appliance import message_kinds as kinds
 from appliance.events.schemas import SCHEMAS, TOPIC_KIND
 from appliance.events.store import TOPICS
+from appliance.paths import PROJECT_ROOT
 from appliance.sync import topics
 from appliance.watchlist.schemas import SCHEMA_DIR
 
@@ -49,3 +50,18 @@ def test_what_the_stores_and_receivers_use_comes_from_the_registry():
     assert all(k.sender == kinds.VAN for k in kinds.OUTBOX_KINDS)
     assert kinds.by_topic("alerts") is kinds.ALERT and kinds.by_topic("nothing") is None
     assert topics.alerts("van-01") == topics.topic("van-01", kinds.ALERT.topic) == "lfr/v1/devices/van-01/alerts"
+
+
+def test_the_broker_acl_lets_exactly_each_kinds_sender_publish_it():
+    """deploy/mosquitto/lfr.acl spells the topics once more (the broker cannot read Python): it must agree."""
+    acl = (PROJECT_ROOT / "deploy" / "mosquitto" / "lfr.acl").read_text().splitlines()
+    rules = set()
+    for line in acl:
+        if line.startswith(("topic ", "pattern ")):
+            who, access, topic = line.split()[:3]
+            rules.add((who, access, topic.split("/", 4)[-1]))  # lfr/v1/devices/<+ or %u>/<suffix>
+    for k in kinds.KINDS:
+        writer, reader = ("pattern", "topic") if k.sender == kinds.VAN else ("topic", "pattern")
+        assert (writer, "write", k.topic) in rules, f"{k.sender} may not publish {k.topic}"
+        assert (reader, "read", k.topic) in rules, f"nobody reads {k.topic}"
+    assert len(rules) == 2 * len(kinds.KINDS), "the ACL names a topic that is no kind's"
