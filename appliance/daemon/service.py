@@ -1,4 +1,5 @@
-"""`appliance run`: the daemon. It builds each part from the configuration and wires them together.
+"""`appliance run`: the daemon. `build()` and `start()` are flat lists of `init_*` / `start_*` steps, each building
+or starting one part through the factories in `daemon/assembly.py` (the one place that knows how parts connect).
 
     capture ─▶ FrameProcessor (vision, tracker, matcher, alert rule) ─▶ EventStore (outbox) ─▶ MQTT
                                                            console (officer) ◀─┘
