@@ -24,8 +24,10 @@ import sqlite_utils
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from appliance.audit.tables import AUDIT_SCHEMA
 from appliance.events.models import utc_now_iso
 from appliance.keys.keypairs import key_id, load_signing_key
+from appliance.message_kinds import ALERT, AUDIT_HEAD, DECISION, DEPLOYMENT
 
 GENESIS = "0" * 64
 DOMAIN = b"lfr-audit/1\n"  # hashes of audit entries cannot be confused with any other signed thing
@@ -206,6 +208,7 @@ class AuditLog:
 
     def __init__(self, store, signer: AuditSigner, device_id: str):
         self.store = store  # appliance.events.store.EventStore (duck-typed: .transaction(), .db)
+        store.ensure_schema(AUDIT_SCHEMA)  # this package's table, whoever opened the database
         self.signer = signer
         self.device_id = device_id
 
@@ -224,18 +227,18 @@ class AuditLog:
         store.add_write_hook(self.write_hook)
 
     def write_hook(self, db: sqlite_utils.Database, kind: str, obj) -> None:
-        if kind == "alert":
+        if kind == ALERT.name:  # the events store's kinds are the registry's (appliance/message_kinds.py)
             p = obj.to_payload(with_crop=False)
             data = {k: p[k] for k in ("event_id", "deployment_id", "subject_id", "category", "score", "threshold",
                                       "track_id", "looks", "captured_at", "first_seen_at", "model_id",
                                       "watchlist_id", "watchlist_version", "watchlist_sha256")}
             data["had_crop"] = obj.crop_jpeg is not None
             self.append_in(db, "alert", "system", data)
-        elif kind == "decision":
+        elif kind == DECISION.name:
             data = {"event_id": obj.event_id, "alert_id": obj.alert_id, "decision": obj.decision,
                     "has_note": obj.note is not None}
             self.append_in(db, "decision", obj.officer_id, data)
-        elif kind == "deployment":
+        elif kind == DEPLOYMENT.name:
             dep = obj["deployment"]
             actor = (dep.get("ended_by") or dep["authorised_by"]) if obj["event"] == "ended" else dep["authorised_by"]
             self.append_in(db, f"deployment.{obj['event']}", actor, {"event_id": obj["event_id"], "deployment": dep})
@@ -250,7 +253,7 @@ class AuditLog:
         e = self.head()
         if e is None:
             return None
-        return {"schema": "lfr.audit_head/1", "device_id": e.device_id, "time": utc_now_iso(), "seq": e.seq,
+        return {"schema": AUDIT_HEAD.schema, "device_id": e.device_id, "time": utc_now_iso(), "seq": e.seq,
                 "hash": e.hash, "at": e.at, "key_id": e.key_id, "sig": e.sig}
 
     def verify(self) -> VerifyReport:

@@ -94,8 +94,8 @@ def _vm_kb(field: str) -> float | None:
 def _device_main(config_path: str, threshold: float, q) -> None:
     """The van: its own process, so that its peak memory is measured alone."""
     from appliance.config import load_config
+    from appliance.daemon.assembly import gallery_swapper, make_receiver, make_sync_service, open_store
     from appliance.matching import MatchService
-    from appliance.watchlist.device import gallery_swapper, make_receiver, make_sync_service, open_store
 
     rss_start = _vm_kb("VmRSS")
     config = load_config(Path(config_path))

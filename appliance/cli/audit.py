@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 from appliance.audit.chain import verify_chain
-from appliance.audit.device import identity_public_path, open_audit
 from appliance.audit.export import check_against_head, export_lines, verify_export
 from appliance.config import load_config
+from appliance.daemon.assembly import open_audit, open_events
 from appliance.errors import ApplianceError
 from appliance.events.models import iso_ms
 from appliance.events.store import EventStore
 from appliance.keys.keypairs import load_verify_key
-from appliance.storage import key_provider_from_config
+from appliance.keys.paths import identity_public_path
 from appliance.watchlist.timeutil import parse_time
 
 
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _events(config) -> EventStore:
-    return EventStore.open(config.device.data_dir, key_provider_from_config(config), create=False)
+    return open_events(config, create=False)
 
 
 def run_verify(args: argparse.Namespace) -> int:

@@ -11,14 +11,11 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from appliance.audit.device import open_audit
 from appliance.config import load_config
+from appliance.daemon.assembly import open_audit, open_events, open_store
 from appliance.deployments.context import context_from_config
 from appliance.deployments.manager import DeploymentManager, list_deployments
 from appliance.deployments.record import DeploymentError, DeploymentRequest
-from appliance.events.store import EventStore
-from appliance.storage import key_provider_from_config
-from appliance.watchlist.device import open_store
 from appliance.watchlist.timeutil import parse_time, utcnow
 
 
@@ -53,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 class _Parts:
     def __init__(self, args):
         self.config = load_config(args.config)
-        self.events = EventStore.open(self.config.device.data_dir, key_provider_from_config(self.config))
+        self.events = open_events(self.config)
         self.watchlist = None
         try:
             self.audit = open_audit(self.config, self.events)
@@ -143,7 +140,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    events = EventStore.open(config.device.data_dir, key_provider_from_config(config))
+    events = open_events(config)
     try:
         rows = list_deployments(events)
     finally:

@@ -7,14 +7,13 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from appliance.audit.device import identity_public_path
 from appliance.config import load_config
+from appliance.daemon.assembly import open_events
 from appliance.errors import ApplianceError, KeyMaterialError
-from appliance.events.store import EventStore
 from appliance.keys.keypairs import load_verify_key
+from appliance.keys.paths import identity_public_path
 from appliance.reports.build import build_report
 from appliance.reports.render import render_html, render_markdown
-from appliance.storage import key_provider_from_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         key = load_verify_key(identity_public_path(config))
     except KeyMaterialError:
         key = None  # the report says the log was not checked
-    events = EventStore.open(config.device.data_dir, key_provider_from_config(config), create=False)
+    events = open_events(config, create=False)
     try:
         report = build_report(events, args.deployment, public_key=key)
     finally:

@@ -7,11 +7,9 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from appliance.audit.device import open_audit
 from appliance.config import load_config
-from appliance.events.store import EventStore
+from appliance.daemon.assembly import open_audit, open_events
 from appliance.retention.purge import clear_legal_hold, legal_holds, purge, set_legal_hold
-from appliance.storage import key_provider_from_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _open(args):
     config = load_config(args.config)
-    events = EventStore.open(config.device.data_dir, key_provider_from_config(config), create=False)
+    events = open_events(config, create=False)
     try:
         return config, events, open_audit(config, events)
     except BaseException:

@@ -179,7 +179,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_receive(args: argparse.Namespace) -> int:
-    from appliance.watchlist.device import make_receiver, make_sync_service, open_store
+    from appliance.daemon.assembly import make_receiver, make_sync_service, open_store
 
     config = load_config(args.config)
     store = open_store(config)
@@ -207,7 +207,7 @@ def run_receive(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from appliance.watchlist.device import open_store
+    from appliance.daemon.assembly import open_store
 
     config = load_config(args.config)
     store = open_store(config, create=False)

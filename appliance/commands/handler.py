@@ -12,12 +12,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from appliance.commands.signing import Command, CommandRefused, verify_envelope
+from appliance.commands.tables import COMMAND_NONCES_SCHEMA
+from appliance.message_kinds import COMMAND_ACK
 from appliance.sync.payloads import PayloadError, parse_json
 from appliance.watchlist.schemas import first_error
 from appliance.watchlist.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
-ACK_SCHEMA = "lfr.command_ack/1"
+ACK_SCHEMA = COMMAND_ACK.schema
 MAX_COMMAND_BYTES = 16 * 1024  # a signed command is well under 2 KB
 MAX_COMMAND_DEPTH = 6          # envelope > command > args > location: 4
 
@@ -39,6 +41,7 @@ class CommandHandler:
         self.device_id = device_id
         self.verify_key = verify_key  # the control room's Ed25519 key pinned at provisioning
         self.events = events
+        events.ensure_schema(COMMAND_NONCES_SCHEMA)  # this package's table, whoever opened the database
         self.audit = audit
         self.actions = actions
         self.config = config  # CommandsConfig

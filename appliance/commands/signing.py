@@ -18,10 +18,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from appliance.audit.chain import canonical
 from appliance.events.models import new_event_id
 from appliance.keys.keypairs import key_id
+from appliance.message_kinds import COMMAND
 from appliance.watchlist.schemas import first_error
 from appliance.watchlist.timeutil import iso, parse_time, utcnow
 
-SCHEMA = "lfr.command/1"
+SCHEMA = COMMAND.schema
 TYPES = ("revoke_watchlist", "end_deployment", "start_deployment")
 _DOMAIN = b"lfr-command/1\n"
 

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from appliance import message_kinds as kinds
 from appliance.control.store import ControlStore
 from appliance.events.models import iso_ms, utc_now_iso
 from appliance.events.publisher import (
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 SUBSCRIPTION = f"{topics.PREFIX}/+/#"
 HELLO_DAYS = 30  # on connect, receipts go to vans heard from within this many days
 _TOPIC = re.compile(rf"^{re.escape(topics.PREFIX)}/([A-Za-z0-9_.-]{{1,64}})/(.+)$")
-_KIND = {"alerts": "alert", "decisions": "decision", "deployments": "deployment"}
 MAX_PAYLOAD_BYTES = 2 * 1024 * 1024  # an alert with its crop is ~20-60 KB
 MAX_PAYLOAD_DEPTH = 8
 
@@ -163,8 +163,9 @@ class ControlReceiver:
         except PayloadError as e:
             self._refuse(str(e), device, props, now)
             return
-        if suffix == "watchlist/ack":
-            err = first_error("watchlist_ack", payload) if isinstance(payload, dict) else "not a JSON object"
+        if suffix == kinds.WATCHLIST_ACK.topic:
+            ack_schema = kinds.WATCHLIST_ACK.schema_file
+            err = first_error(ack_schema, payload) if isinstance(payload, dict) else "not a JSON object"
             if err:
                 raise Refused(err)
             self.stats["acks"] += 1
@@ -177,7 +178,7 @@ class ControlReceiver:
         if err is None and payload.get("device_id") != device:
             err = f"device_id {payload.get('device_id')!r} does not match the topic's device {device!r}"
         crop = None
-        if err is None and suffix == "alerts" and payload.get("crop_jpeg_b64"):
+        if err is None and suffix == kinds.ALERT.topic and payload.get("crop_jpeg_b64"):
             try:
                 crop = base64.b64decode(payload["crop_jpeg_b64"], validate=True)
             except (binascii.Error, ValueError):
@@ -187,7 +188,7 @@ class ControlReceiver:
         if err:
             self._refuse(err, device, props, now)
             return
-        if suffix == "audit/head":
+        if suffix == kinds.AUDIT_HEAD.topic:
             with self.store.lock, write_transaction(self.store.db):
                 went_back = self.store.note_audit_head(device, payload, now)
             self.stats["heads"] += 1
@@ -195,7 +196,7 @@ class ControlReceiver:
                 self.out(f"{now} {device} WARNING audit log head went back from seq {went_back} to "
                          f"{payload['seq']}: entries were removed or the log restored from an old copy")
             return
-        if suffix == "status":
+        if suffix == kinds.STATUS.topic:
             with self.store.lock, write_transaction(self.store.db):
                 self.store.set_status(device, payload, now)
             self.stats["status"] += 1
@@ -203,7 +204,7 @@ class ControlReceiver:
                 self._last_state[device] = payload["state"]
                 self.out(self._status_line(now, device, payload))
             return
-        self._store_event(_KIND[suffix], device, payload, crop, props, now)
+        self._store_event(kinds.by_topic(suffix).name, device, payload, crop, props, now)
 
     def _ordered(self, props: dict[str, str]) -> tuple[str, int, int] | None:
         stream, seq = props.get(PROP_STREAM), _int(props.get(PROP_SEQ))
@@ -275,12 +276,12 @@ class ControlReceiver:
     # -- lines ----------------------------------------------------------------------------------------------
     @staticmethod
     def _event_line(now: str, kind: str, device: str, p: dict) -> str:
-        if kind == "alert":
+        if kind == kinds.ALERT.name:
             return (f"{now} {device} alert {p['event_id']} subject {p['subject_id']} ({p['category']}) "
                     f"score {p['score']:.3f} threshold {p['threshold']:.3f} track {p['track_id']} "
                     f"watchlist {p['watchlist_id']} v{p['watchlist_version']} deployment {p['deployment_id'] or '-'} "
                     f"crop {'yes' if p['crop_jpeg_b64'] else 'purged'}")
-        if kind == "decision":
+        if kind == kinds.DECISION.name:
             return (f"{now} {device} decision {p['event_id']} on alert {p['alert_id']}: {p['decision']} "
                     f"by {p['officer_id']}" + (" (with a note)" if p.get("note") else ""))
         d = p["deployment"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from appliance import message_kinds as kinds
 from appliance.errors import StorageError
 from appliance.storage import KeyProvider, Migration, Migrations, migrate, open_db
 
@@ -119,20 +120,20 @@ class ControlStore:
                      now: str) -> bool:
         """Store one alert/decision/deployment event; False if its event id was already stored."""
         p = payload
-        if kind == "alert":
+        if kind == kinds.ALERT.name:
             stored = {k: v for k, v in p.items() if k != "crop_jpeg_b64"}
             cur = self.db.conn.execute(
                 "INSERT OR IGNORE INTO alerts (event_id, device_id, created_at, received_at, seq, deployment_id, "
                 "subject_id, category, score, threshold, payload, crop_jpeg) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (p["event_id"], device_id, p["created_at"], now, seq, p["deployment_id"], p["subject_id"],
                  p["category"], p["score"], p["threshold"], json.dumps(stored, sort_keys=True), crop))
-        elif kind == "decision":
+        elif kind == kinds.DECISION.name:
             cur = self.db.conn.execute(
                 "INSERT OR IGNORE INTO decisions (event_id, device_id, alert_id, created_at, received_at, seq, "
                 "officer_id, decision, note, payload) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (p["event_id"], device_id, p["alert_id"], p["created_at"], now, seq, p["officer_id"],
                  p["decision"], p["note"], json.dumps(p, sort_keys=True)))
-        elif kind == "deployment":
+        elif kind == kinds.DEPLOYMENT.name:
             cur = self.db.conn.execute(
                 "INSERT OR IGNORE INTO deployments (event_id, device_id, created_at, received_at, seq, deployment_id,"
                 " event, payload) VALUES (?,?,?,?,?,?,?,?)",

@@ -1,4 +1,5 @@
-"""`appliance run`: the daemon. It builds each part from the configuration and wires them together.
+"""`appliance run`: the daemon. `build()` and `start()` are flat lists of `init_*` / `start_*` steps, each building
+or starting one part through the factories in `daemon/assembly.py` (the one place that knows how parts connect).
 
     capture ─▶ FrameProcessor (vision, tracker, matcher, alert rule) ─▶ EventStore (outbox) ─▶ MQTT
                                                            console (officer) ◀─┘
@@ -22,20 +23,26 @@ from appliance.alerts.rule import AlertRule
 from appliance.capture import open_source
 from appliance.capture.latest import LatestFrameGrabber, StateChange
 from appliance.config import Config, load_config
+from appliance.daemon.assembly import (
+    audit_watchlist_acks,
+    build_safeguards,
+    gallery_swapper,
+    make_receiver,
+    make_sync_service,
+    open_events,
+    open_store,
+)
 from appliance.daemon.frames import AlertEvidence, Counters, FrameProcessor
 from appliance.device.notify import Notifier, Watchdog
 from appliance.errors import ApplianceError
 from appliance.events.models import Alert, epoch_iso
 from appliance.events.status import StatusReporter
-from appliance.events.store import EventStore
-from appliance.matching.normalise import normaliser_for
 from appliance.matching.service import MatchService
 from appliance.matching.threshold import resolve_threshold
 from appliance.vision.detector import TileSchedule
 from appliance.vision.fingerprint import pipeline_warning
 from appliance.vision.pipeline import FacePipeline
 from appliance.vision.tracker import FaceTracker
-from appliance.watchlist.device import gallery_swapper, open_store
 
 log = logging.getLogger("appliance.daemon")
 
@@ -70,58 +77,89 @@ class Appliance:
         self._flush_tracks = threading.Event()
         self.pipeline_warnings: list[str] = []
 
-    # -- wiring ------------------------------------------------------------------------------------------
+    # -- assembly: one flat list of steps, each building one part (the factories are in daemon/assembly.py) --
     def build(self) -> None:
+        self.init_data_dir()
+        self.init_pipeline()
+        self.init_watchlist()
+        self.init_matcher()
+        self.init_events()
+        self.init_frames()
+        self.init_camera()
+        self.init_mqtt()
+        self.init_safeguards()  # audit chain (hooked into the events store), deployments, retention, commands
+        self.init_expiry()
+        self._check_pipeline()
+        self.init_watchlist_sync()
+        self.init_publisher()
+        self.init_console()
+
+    def init_data_dir(self) -> None:
+        self.config.device.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def init_pipeline(self) -> None:
+        self.pipeline = FacePipeline.from_config(self.config)
+        self.threshold = resolve_threshold(self.config.matcher, self.pipeline.embedder_spec)
+
+    def init_watchlist(self) -> None:
+        self.watchlist = open_store(self.config)
+
+    def init_matcher(self) -> None:
+        self.matcher = MatchService.for_embedder(self.config.matcher, self.pipeline.embedder_spec,
+                                                 self.watchlist.load_gallery(), self.config.models.dir)
+
+    def init_events(self) -> None:
+        self.events = open_events(self.config)
+        self.status = StatusReporter(self.config.device.id, self.events)
+
+    def init_frames(self) -> None:
         cfg = self.config
-        cfg.device.data_dir.mkdir(parents=True, exist_ok=True)
-        self.pipeline = FacePipeline.from_config(cfg)
-        self.threshold = resolve_threshold(cfg.matcher, self.pipeline.embedder_spec)
-        self.watchlist = open_store(cfg)
-        self.matcher = MatchService.from_config(cfg.matcher, self.threshold, self.watchlist.load_gallery(),
-                                                normaliser_for(self.pipeline.embedder_spec, cfg.models.dir))
-        self.events = EventStore.from_config(cfg)
-        self.status = StatusReporter(cfg.device.id, self.events)
         self.rule = AlertRule(cfg.alerts)
         self.tracker = FaceTracker(cfg.tracker)
         self.frames = FrameProcessor(self.pipeline, self.tracker, self.matcher, self.rule, self._on_alert,
                                      matching_enabled=self.matching_enabled, counters=self.counters,
                                      schedule=TileSchedule.for_detector(self.pipeline.detector,
                                                                             cfg.detector.tile_schedule))
-        self.camera = LatestFrameGrabber.from_config(open_source(self.source, cfg.capture), cfg.capture,
-                                                     on_state=self._on_camera_state)
-        from appliance.deployments.device import build_safeguards
 
+    def init_camera(self) -> None:
+        self.camera = LatestFrameGrabber.from_config(open_source(self.source, self.config.capture),
+                                                     self.config.capture, on_state=self._on_camera_state)
+
+    def init_mqtt(self) -> None:
         if self.with_mqtt:
             from appliance.events.publisher import van_connection
 
-            self.mqtt = van_connection(cfg)
+            self.mqtt = van_connection(self.config)
 
-        # Audit chain (hooked into the events store), deployments (the matching gate), retention, signed commands.
-        self.safeguards = build_safeguards(cfg, events=self.events, watchlist=self.watchlist, matcher=self.matcher,
-                                           embedder_spec=self.pipeline.embedder_spec,
+    def init_safeguards(self) -> None:
+        self.safeguards = build_safeguards(self.config, events=self.events, watchlist=self.watchlist,
+                                           matcher=self.matcher, embedder_spec=self.pipeline.embedder_spec,
                                            threshold=lambda: self.threshold, counters=self.counters.snapshot,
                                            reset_tracks=self._reset_pending.set, with_mqtt=self.with_mqtt,
                                            mqtt_conn=self.mqtt)
+
+    def init_expiry(self) -> None:
         self._watchlist_expires = self._expiry()
         self._next_expiry = self.watchlist.next_expiry()
-        self._check_pipeline()
-        if self.with_mqtt:
-            self._build_mqtt()
-        if self.with_console:
-            self._build_console()
 
-    def _build_mqtt(self) -> None:
-        from appliance.deployments.device import audit_watchlist_acks
-        from appliance.events.publisher import OutboxPublisher
-        from appliance.watchlist.device import make_receiver, make_sync_service
-
+    def init_watchlist_sync(self) -> None:
+        if not self.with_mqtt:
+            return
         receiver = make_receiver(self.config, self.watchlist, on_applied=self._on_watchlist_applied)
         audit_watchlist_acks(receiver, self.safeguards.audit)  # every bundle applied or refused is audited
         self.sync = make_sync_service(self.config, receiver, conn=self.mqtt)
+
+    def init_publisher(self) -> None:
+        if not self.with_mqtt:
+            return
+        from appliance.events.publisher import OutboxPublisher
+
         self.publisher = OutboxPublisher.from_config(self.config, self.events, status=self.status, conn=self.mqtt,
                                                      audit_head=self.safeguards.audit.head_payload)
 
-    def _build_console(self) -> None:
+    def init_console(self) -> None:
+        if not self.with_console:
+            return
         from appliance.console.app import create_app
         from appliance.console.backend import ConsoleBackend, store_decision
         from appliance.console.server import ConsoleServer
@@ -268,20 +306,14 @@ class Appliance:
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> None:
         self.build()
-        self.camera.start()
-        if self.sync is not None:
-            self.sync.start()
-        if self.publisher is not None:
-            self.publisher.start()
-        if self.console is not None:
-            self.console.start()
-        self.safeguards.start()  # retention thread; the command listener
-        if self.mqtt is not None:  # every part has attached its topics: connect (in the background if need be)
-            self.mqtt.connect_in_background(self._stop, name="mqtt-connect")
-        loop = threading.Thread(target=self._frame_loop, name="frames", daemon=True)
-        loop.start()
-        self._threads.append(loop)
-        self.watchdog.start()
+        self.start_camera()
+        self.start_watchlist_sync()
+        self.start_publisher()
+        self.start_console()
+        self.start_safeguards()  # retention thread; the command listener
+        self.start_mqtt()
+        self.start_frame_loop()
+        self.start_watchdog()
         self.state = "running"
         self._update_status()
         degraded = [] if self.matching_enabled() else ["no valid watchlist: not matching"]
@@ -290,6 +322,36 @@ class Appliance:
         log.info("appliance %s running: source %s, model %s, threshold %.4f, watchlist %s", self.config.device.id,
                  self.camera.camera.name, self.pipeline.model_id,
                  self.threshold, self.matcher.gallery.watchlist_id or "none")
+
+    def start_camera(self) -> None:
+        self.camera.start()
+
+    def start_watchlist_sync(self) -> None:
+        if self.sync is not None:
+            self.sync.start()
+
+    def start_publisher(self) -> None:
+        if self.publisher is not None:
+            self.publisher.start()
+
+    def start_console(self) -> None:
+        if self.console is not None:
+            self.console.start()
+
+    def start_safeguards(self) -> None:
+        self.safeguards.start()
+
+    def start_mqtt(self) -> None:
+        if self.mqtt is not None:  # every part has attached its topics: connect (in the background if need be)
+            self.mqtt.connect_in_background(self._stop, name="mqtt-connect")
+
+    def start_frame_loop(self) -> None:
+        loop = threading.Thread(target=self._frame_loop, name="frames", daemon=True)
+        loop.start()
+        self._threads.append(loop)
+
+    def start_watchdog(self) -> None:
+        self.watchdog.start()
 
     def _frame_loop(self) -> None:
         last_check = 0.0

@@ -25,6 +25,7 @@ from datetime import datetime
 
 from appliance.deployments import record as rec
 from appliance.deployments.record import DeploymentError, DeploymentRequest, MatchingContext
+from appliance.deployments.tables import DEPLOYMENTS_SCHEMA
 from appliance.watchlist.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class DeploymentManager:
                  counters: Callable[[], dict] | None = None, wipe_watchlist: Callable[[], None] | None = None,
                  audit=None, clock: Callable[[], datetime] = utcnow):
         self.events = events  # appliance.events.store.EventStore
+        events.ensure_schema(DEPLOYMENTS_SCHEMA)  # this package's table, whoever opened the database
         self.device_id = device_id
         self.context = context
         self.config = config  # DeploymentConfig

@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 from appliance.errors import ApplianceError
 from appliance.events.models import new_event_id, utc_now_iso
 from appliance.events.schemas import check_payload
+from appliance.message_kinds import DEPLOYMENT
 from appliance.watchlist.timeutil import iso, parse_time
 
-SCHEMA = "lfr.deployment/1"
+SCHEMA = DEPLOYMENT.schema
 END_REASONS = ("planned_end", "officer", "command", "revoked", "superseded")
 SOURCES = ("console", "command", "cli")
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from appliance.events.schemas import check_payload
+from appliance.message_kinds import ALERT, DECISION
 
 DECISIONS = ("confirm", "reject", "unsure")
-ALERT_SCHEMA = "lfr.alert/2"
-DECISION_SCHEMA = "lfr.decision/1"
+ALERT_SCHEMA = ALERT.schema
+DECISION_SCHEMA = DECISION.schema
 
 
 def new_event_id() -> str:

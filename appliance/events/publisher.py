@@ -36,6 +36,7 @@ from appliance.events.receipts import ReceiptRefused, check_receipt
 from appliance.events.status import StatusReporter, offline_payload
 from appliance.events.store import EventStore
 from appliance.keys.keypairs import load_verify_key
+from appliance.message_kinds import OUTBOX_KINDS
 from appliance.sync import topics
 from appliance.sync.mqtt import MqttConnection, MqttSettings
 from appliance.sync.payloads import PayloadError, parse_json
@@ -50,8 +51,7 @@ PROP_RECEIPTS = "lfr-receipts"  # "1": the device waits for receipts and re-send
 MAX_RECEIPT_BYTES = 4096  # a signed receipt is ~330 bytes
 GAP_REPEAT_S = 3.0  # gap receipts for the same position within this long are one gap (messages in flight)
 MAX_RECEIPT_BACKOFF_S = 600.0  # with no receiver at all, re-send the unconfirmed backlog at most this rarely
-
-_TOPIC_OF = {"alerts": topics.alerts, "decisions": topics.decisions, "deployments": topics.deployments}
+_OUTBOX_KIND_NAMES = frozenset(k.name for k in OUTBOX_KINDS)  # the store's events that wake the publisher
 
 
 def receipts_topic(device: str) -> str:
@@ -141,7 +141,7 @@ class OutboxPublisher:
         device = config.device.id
         settings = MqttSettings.from_config(config.mqtt, client_id=device)
         e = config.events
-        from appliance.watchlist.device import control_room_key_path
+        from appliance.keys.paths import control_room_key_path
 
         key_path = control_room_key_path(config)
         verify_key = load_verify_key(key_path) if key_path.exists() else None
@@ -178,7 +178,7 @@ class OutboxPublisher:
 
     # -- callbacks (other threads): only queue and wake -------------------------------------------------
     def _on_store_event(self, kind: str, data: dict) -> None:
-        if kind in ("alert", "decision", "deployment"):
+        if kind in _OUTBOX_KIND_NAMES:
             self._wake.set()
 
     def _on_publish(self, mid: int, reason_code) -> None:
@@ -343,7 +343,7 @@ class OutboxPublisher:
         props.ContentType = "application/json"
         payload = json.dumps(row["payload"], separators=(",", ":"))
         try:
-            d = self.conn.publish(_TOPIC_OF[row["topic"]](self.device_id), payload, qos=1, properties=props)
+            d = self.conn.publish(topics.topic(self.device_id, row["topic"]), payload, qos=1, properties=props)
         except SyncError as e:
             log.warning("events: %s", e)
             return None

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from appliance.events.models import utc_now_iso
 from appliance.events.schemas import payload_error
 from appliance.keys.keypairs import key_id
+from appliance.message_kinds import RECEIPT
 
-RECEIPT_V1 = "lfr.receipt/1"  # unsigned (frozen): a van with a pinned key ignores it
-RECEIPT_V2 = "lfr.receipt/2"
+RECEIPT_V2, RECEIPT_V1 = RECEIPT.accepts  # signed; unsigned (frozen): a van with a pinned key ignores it
 _DOMAIN = b"lfr-receipt/2\n"
 
 

@@ -9,27 +9,14 @@ payload it committed, and an event waits there for as long as the link is down.
 
 from __future__ import annotations
 
+from appliance.message_kinds import AUDIT_HEAD, OUTBOX_KINDS, STATUS, schema_files
 from appliance.watchlist.schemas import first_error
 
-# payload "schema" value -> schema file stem; the topic suffix each kind travels on.
-SCHEMAS = {
-    "lfr.alert/2": "alert",
-    "lfr.alert/1": "alert_v1",  # frozen: before captured_at and first_seen_at
-    "lfr.decision/1": "decision",
-    "lfr.status/1": "status",
-    "lfr.deployment/1": "deployment",
-    "lfr.receipt/2": "receipt",  # signed by the control room (appliance/events/receipts.py)
-    "lfr.receipt/1": "receipt_v1",  # frozen: unsigned
-    "lfr.audit_head/1": "audit_head",
-}
-# What a receiver accepts on each topic: the current version first, then the older ones still valid.
-TOPIC_KIND: dict[str, tuple[str, ...]] = {
-    "alerts": ("lfr.alert/2", "lfr.alert/1"),
-    "decisions": ("lfr.decision/1",),
-    "status": ("lfr.status/1",),
-    "deployments": ("lfr.deployment/1",),
-    "audit/head": ("lfr.audit_head/1",),
-}
+# payload "schema" value -> schema file stem, for every JSON kind in the registry (appliance/message_kinds.py).
+SCHEMAS: dict[str, str] = schema_files()
+# The van's event stream, as the control-room receiver takes it: topic suffix -> the schema versions accepted
+# there (the current version first, then the older ones still valid).
+TOPIC_KIND: dict[str, tuple[str, ...]] = {k.topic: k.accepts for k in (*OUTBOX_KINDS, STATUS, AUDIT_HEAD)}
 
 
 def payload_error(payload, expected: str | tuple[str, ...] | None = None) -> str | None:

@@ -12,8 +12,9 @@ import threading
 
 from appliance.events.models import utc_now_iso
 from appliance.events.schemas import check_payload
+from appliance.message_kinds import STATUS
 
-STATUS_SCHEMA = "lfr.status/1"
+STATUS_SCHEMA = STATUS.schema
 STATES = ("starting", "running", "idle", "degraded", "stopping", "offline")
 
 

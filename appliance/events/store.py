@@ -27,12 +27,14 @@ import sqlite_utils
 from appliance.errors import ApplianceError
 from appliance.events.models import DECISIONS, Alert, Decision, utc_now_iso
 from appliance.events.schemas import check_payload
-from appliance.storage import KeyProvider, Migration, Migrations, open_db, write_transaction
+from appliance.message_kinds import ALERT, DECISION, DEPLOYMENT, OUTBOX_KINDS
+from appliance.storage import KeyProvider, Migration, Migrations, migrate_part, open_db, write_transaction
 
 log = logging.getLogger(__name__)
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-TOPICS = ("alerts", "decisions", "deployments")  # outbox topic suffixes: lfr/v1/devices/{device}/<suffix>
+# Outbox topic suffixes (lfr/v1/devices/{device}/<suffix>): the registry's outbox kinds (appliance/message_kinds.py).
+TOPICS: tuple[str, ...] = tuple(k.topic for k in OUTBOX_KINDS)
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -50,9 +52,10 @@ def _v1(db: sqlite_utils.Database) -> None:
         created_at TEXT NOT NULL, device_id TEXT NOT NULL, officer_id TEXT NOT NULL,
         decision TEXT NOT NULL CHECK (decision IN ({", ".join(repr(d) for d in DECISIONS)})), note TEXT)""")
     c.execute("CREATE INDEX decisions_alert ON decisions (alert_id, created_at)")
-    c.execute(f"""CREATE TABLE outbox (
+    # History, frozen: the outbox as version 1 made it, with its list of topics (migration 4 drops the CHECK).
+    c.execute("""CREATE TABLE outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
-        topic TEXT NOT NULL CHECK (topic IN ({", ".join(repr(t) for t in TOPICS)})),
+        topic TEXT NOT NULL CHECK (topic IN ('alerts', 'decisions', 'deployments')),
         event_id TEXT NOT NULL UNIQUE, payload TEXT NOT NULL, created_at TEXT NOT NULL,
         sent_at TEXT, received_at TEXT)""")
     c.execute("CREATE INDEX outbox_unsent ON outbox (sent_at, id)")
@@ -62,16 +65,11 @@ def _v1(db: sqlite_utils.Database) -> None:
 
 
 def _v2(db: sqlite_utils.Database) -> None:
-    # The accountability tables (issue 5) live beside the events they account for, in the same database.
-    from appliance.audit.tables import create_audit_table
-    from appliance.commands.tables import create_command_nonces_table
-    from appliance.deployments.tables import create_deployments_table
-    from appliance.retention.tables import create_legal_holds_table
-
-    create_audit_table(db)
-    create_deployments_table(db)
-    create_legal_holds_table(db)
-    create_command_nonces_table(db)
+    # Until issue 14 this created the accountability tables (audit, deployments, legal_holds, command_nonces)
+    # by importing their packages. Each of those packages now owns its tables and migrates them itself
+    # (storage.migrate_part; their migration 1 adopts a table this step made in an older database), so the
+    # events package imports none of them. The version number stays: databases out there are past it.
+    del db
 
 
 def _v3(db: sqlite_utils.Database) -> None:
@@ -81,10 +79,33 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.conn.execute("ALTER TABLE alerts ADD COLUMN first_seen_at TEXT")
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    # The outbox's topics come from the message-kind registry, not from a CHECK constraint that a new kind
+    # would have to migrate again (SQLite cannot alter a CHECK: the table is rebuilt, every row kept with
+    # its id). The AUTOINCREMENT counter is carried over too: a sequence number is never handed out twice,
+    # even after the newest rows were pruned, or the receiver would drop the new event as a duplicate.
+    c = db.conn
+    seq = c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+    c.execute("""CREATE TABLE outbox_v4 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
+        event_id TEXT NOT NULL UNIQUE, payload TEXT NOT NULL, created_at TEXT NOT NULL,
+        sent_at TEXT, received_at TEXT)""")
+    c.execute("INSERT INTO outbox_v4 (id, topic, event_id, payload, created_at, sent_at, received_at) "
+              "SELECT id, topic, event_id, payload, created_at, sent_at, received_at FROM outbox ORDER BY id")
+    c.execute("DROP TABLE outbox")
+    c.execute("ALTER TABLE outbox_v4 RENAME TO outbox")
+    c.execute("CREATE INDEX outbox_unsent ON outbox (sent_at, id)")
+    top = max(int(seq[0]) if seq else 0, int(c.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0]))
+    c.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+    if top:
+        c.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (top,))
+
+
 EVENTS_MIGRATIONS = Migrations("events", [
     Migration(1, "alerts, decisions, outbox", _v1),
     Migration(2, "audit chain, deployments, legal holds, command nonces", _v2),
     Migration(3, "alerts.captured_at, alerts.first_seen_at", _v3),
+    Migration(4, "outbox topics from the message-kind registry (no CHECK)", _v4),
 ])
 
 _ALERT_COLS = ("event_id", "created_at", "captured_at", "first_seen_at", "device_id", "deployment_id",
@@ -121,6 +142,12 @@ class EventStore:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+    def ensure_schema(self, part: Migrations) -> None:
+        """Create or migrate another package's tables in this database (the audit chain, deployments, ...):
+        each owns its own migrations, so this package never imports them. Cheap when they are up to date."""
+        with self._lock:
+            migrate_part(self.db, part)
 
     # -- notification --------------------------------------------------------------------------------
     def subscribe(self, callback: Listener) -> Callable[[], None]:
@@ -164,11 +191,11 @@ class EventStore:
             row["crop_jpeg"] = alert.crop_jpeg
             self.db.conn.execute(
                 f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
-            self.enqueue("alerts", alert.event_id, payload)
+            self.enqueue(ALERT.topic, alert.event_id, payload)
             for hook in self._write_hooks:
-                hook(self.db, "alert", alert)
+                hook(self.db, ALERT.name, alert)
         summary = self.alert(alert.event_id, with_crop=False)
-        self._notify("alert", summary)
+        self._notify(ALERT.name, summary)
 
     def add_decision(self, decision: Decision) -> None:
         payload = decision.to_payload()
@@ -178,19 +205,19 @@ class EventStore:
             self.db.conn.execute(
                 f"INSERT INTO decisions ({', '.join(_DECISION_COLS)}) VALUES ({', '.join('?' * len(_DECISION_COLS))})",
                 tuple(payload[c] for c in _DECISION_COLS))
-            self.enqueue("decisions", decision.event_id, payload)
+            self.enqueue(DECISION.topic, decision.event_id, payload)
             for hook in self._write_hooks:
-                hook(self.db, "decision", decision)
-        self._notify("decision", {c: payload[c] for c in _DECISION_COLS})
+                hook(self.db, DECISION.name, decision)
+        self._notify(DECISION.name, {c: payload[c] for c in _DECISION_COLS})
 
     def add_deployment_event(self, payload: dict) -> None:
         """Queue a deployment started/ended event (payload per deployment.json) for publishing."""
-        check_payload(payload, "lfr.deployment/1")
+        check_payload(payload, DEPLOYMENT.schema)
         with self.transaction():
-            self.enqueue("deployments", payload["event_id"], payload)
+            self.enqueue(DEPLOYMENT.topic, payload["event_id"], payload)
             for hook in self._write_hooks:
-                hook(self.db, "deployment", payload)
-        self._notify("deployment", payload)
+                hook(self.db, DEPLOYMENT.name, payload)
+        self._notify(DEPLOYMENT.name, payload)
 
     def enqueue(self, topic: str, event_id: str, payload: dict) -> int:
         """Add an outbox row; call inside transaction(). Returns its id (the per-device sequence number)."""
@@ -307,7 +334,7 @@ class EventStore:
             out = []
             for rid, topic, event_id, payload in rows:
                 p = json.loads(payload)
-                if topic == "alerts":
+                if topic == ALERT.topic:
                     crop = self.crop(event_id)
                     if crop is not None:
                         p["crop_jpeg_b64"] = base64.b64encode(crop).decode("ascii")

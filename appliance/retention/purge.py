@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from appliance.errors import ApplianceError
 from appliance.events.models import iso_ms, utc_now_iso
+from appliance.retention.tables import LEGAL_HOLDS_SCHEMA
 from appliance.watchlist.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def purge(events, audit, *, crop_days: int, records_days: int, now: datetime | N
     now = now or utcnow()
     crop_cutoff = iso_ms(now - timedelta(days=crop_days))
     records_cutoff = iso_ms(now - timedelta(days=max(records_days, crop_days)))
+    events.ensure_schema(LEGAL_HOLDS_SCHEMA)
     with events.transaction() as db:
         c = db.conn
         held = c.execute(f"SELECT count(*) FROM alerts WHERE crop_jpeg IS NOT NULL AND created_at < ? "
@@ -73,6 +75,7 @@ def set_legal_hold(events, audit, alert_id: str, *, officer: str, reason: str) -
     reason = (reason or "").strip()
     if not reason:
         raise ApplianceError("a legal hold needs a reason (e.g. the case or court reference)")
+    events.ensure_schema(LEGAL_HOLDS_SCHEMA)
     with events.transaction() as db:
         row = db.conn.execute("SELECT crop_jpeg IS NOT NULL FROM alerts WHERE event_id = ?", (alert_id,)).fetchone()
         if row is None:
@@ -86,6 +89,7 @@ def set_legal_hold(events, audit, alert_id: str, *, officer: str, reason: str) -
 
 
 def clear_legal_hold(events, audit, alert_id: str, *, officer: str, reason: str) -> None:
+    events.ensure_schema(LEGAL_HOLDS_SCHEMA)
     with events.transaction() as db:
         if db.conn.execute("DELETE FROM legal_holds WHERE alert_id = ?", (alert_id,)).rowcount == 0:
             raise ApplianceError(f"alert {alert_id} is not on legal hold")
@@ -94,6 +98,7 @@ def clear_legal_hold(events, audit, alert_id: str, *, officer: str, reason: str)
 
 def legal_holds(events) -> list[dict]:
     cols = ("alert_id", "held_by", "reason", "held_at")
+    events.ensure_schema(LEGAL_HOLDS_SCHEMA)
     with events.transaction() as db:
         rows = db.conn.execute(f"SELECT {', '.join(cols)} FROM legal_holds ORDER BY held_at").fetchall()
     return [dict(zip(cols, r, strict=True)) for r in rows]
@@ -103,6 +108,7 @@ class RetentionService:
     """Runs purge() at start and then every `interval_minutes` in its own thread (off the hot path)."""
 
     def __init__(self, events, audit, config):
+        events.ensure_schema(LEGAL_HOLDS_SCHEMA)  # this package's table, whoever opened the database
         self.events = events
         self.audit = audit
         self.config = config  # RetentionConfig

@@ -14,7 +14,7 @@ from appliance.storage.keyprovider import (
     RpiOtpKeyProvider,
     key_provider_from_config,
 )
-from appliance.storage.migrations import Migration, Migrations, migrate, schema_version
+from appliance.storage.migrations import Migration, Migrations, migrate, migrate_part, schema_version
 from appliance.storage.transactions import write_transaction
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "erase_db",
     "key_provider_from_config",
     "migrate",
+    "migrate_part",
     "open_db",
     "schema_version",
     "write_transaction",

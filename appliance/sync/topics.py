@@ -1,8 +1,11 @@
-"""The MQTT topic table (contract; see the design's MQTT section)."""
+"""The MQTT topic table (contract; see the design's MQTT section). Suffixes come from the message-kind registry
+(appliance/message_kinds.py); the functions below name the ones code publishes or subscribes to by hand."""
 
 from __future__ import annotations
 
 import re
+
+from appliance import message_kinds as kinds
 
 PREFIX = "lfr/v1/devices"
 _DEVICE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -14,44 +17,49 @@ def _dev(device: str) -> str:
     return f"{PREFIX}/{device}"
 
 
+def topic(device: str, suffix: str) -> str:
+    """lfr/v1/devices/{device}/{suffix}, e.g. topic("van-01", kinds.ALERT.topic)."""
+    return f"{_dev(device)}/{suffix}"
+
+
 def status(device: str) -> str:
-    return f"{_dev(device)}/status"
+    return topic(device, kinds.STATUS.topic)
 
 
 def alerts(device: str) -> str:
-    return f"{_dev(device)}/alerts"
+    return topic(device, kinds.ALERT.topic)
 
 
 def decisions(device: str) -> str:
-    return f"{_dev(device)}/decisions"
+    return topic(device, kinds.DECISION.topic)
 
 
 def deployments(device: str) -> str:
-    return f"{_dev(device)}/deployments"
+    return topic(device, kinds.DEPLOYMENT.topic)
 
 
 def watchlist_ack(device: str) -> str:
-    return f"{_dev(device)}/watchlist/ack"
+    return topic(device, kinds.WATCHLIST_ACK.topic)
 
 
 def watchlist_bundles(device: str) -> str:
-    return f"{_dev(device)}/watchlist/bundles"
+    return topic(device, kinds.WATCHLIST_BUNDLE.topic)
 
 
 def commands(device: str) -> str:
-    return f"{_dev(device)}/commands"
+    return topic(device, kinds.COMMAND.topic)
 
 
 def commands_ack(device: str) -> str:
     """Device -> control room: the answer to each signed command (appliance/schemas/command_ack.json)."""
-    return f"{_dev(device)}/commands/ack"
+    return topic(device, kinds.COMMAND_ACK.topic)
 
 
 def audit_head(device: str) -> str:
     """Device -> control room (retained): the newest entry of the audit chain (seq, hash, signature)."""
-    return f"{_dev(device)}/audit/head"
+    return topic(device, kinds.AUDIT_HEAD.topic)
 
 
 def receipts(device: str) -> str:
     """Control room -> device: the highest outbox sequence number the receiver has stored (docs/events.md)."""
-    return f"{_dev(device)}/receipts"
+    return topic(device, kinds.RECEIPT.topic)

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from appliance.keys.keypairs import key_id
+from appliance.message_kinds import WATCHLIST_BUNDLE
 from appliance.watchlist.envelope import (
     NONCE_PREFIX,
     EnvelopeError,
@@ -46,7 +47,7 @@ MAGIC = b"LFRWLB\x00\x01"
 SIG_BYTES = 64
 MAX_HEADER = 1024 * 1024
 DEFAULT_SEGMENT = 1024 * 1024
-HEADER_SCHEMA = "watchlist_bundle_header/1"
+HEADER_SCHEMA = WATCHLIST_BUNDLE.schema  # what the chunks of a bundle carry
 
 
 class BundleRefused(Exception):

@@ -16,12 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from appliance.errors import ApplianceError
+from appliance.message_kinds import WATCHLIST_ACK
 from appliance.watchlist.bundle import BundleRefused, file_sha256, open_bundle, read_header_unverified
 from appliance.watchlist.store import WatchlistStore
 from appliance.watchlist.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
-ACK_SCHEMA = "watchlist_ack/1"
+ACK_SCHEMA = WATCHLIST_ACK.schema
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 

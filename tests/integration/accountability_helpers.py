@@ -61,10 +61,10 @@ def provision_device(tmp_path: Path, *, n_subjects: int = 4, model: str = "mobil
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     from appliance.config import load_config
+    from appliance.daemon.assembly import open_store
     from appliance.keys.keypairs import generate_control_room
     from appliance.watchlist.builder import build_bundle
     from appliance.watchlist.bundle import open_bundle
-    from appliance.watchlist.device import open_store
     from appliance.watchlist.records import Entry
     from appliance.watchlist.timeutil import iso, utcnow
 

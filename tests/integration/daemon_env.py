@@ -29,12 +29,12 @@ from mosquitto_fixtures import free_port
 from outbox_helpers import Proc
 
 from appliance.config import load_config
+from appliance.daemon.assembly import open_store
 from appliance.devtools.street_clip import Walker, plan_walkers, render, write_video
 from appliance.officers.store import OfficerStore
 from appliance.storage import KeyFileProvider
 from appliance.watchlist.builder import build_bundle
 from appliance.watchlist.bundle import open_bundle
-from appliance.watchlist.device import open_store
 from appliance.watchlist.enrol import enrol_subjects
 from appliance.watchlist.timeutil import iso, utcnow
 

@@ -1,6 +1,6 @@
 """Signed commands to the running daemon over a real TLS Mosquitto: a revoke stops matching at once, erases
 the watchlist, ends the deployment and acks; a forged one changes nothing. Skips until the daemon is wired
-with the safeguards (appliance.deployments.device.build_safeguards)."""
+with the safeguards (appliance.daemon.assembly.build_safeguards)."""
 
 from __future__ import annotations
 

@@ -15,10 +15,10 @@ from accountability_helpers import provision_device
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from appliance.audit.chain import iter_entries
+from appliance.daemon.assembly import open_store
 from appliance.daemon.service import Appliance
 from appliance.watchlist.builder import build_bundle
 from appliance.watchlist.bundle import open_bundle
-from appliance.watchlist.device import open_store
 from appliance.watchlist.records import Entry
 from appliance.watchlist.timeutil import iso, utcnow
 

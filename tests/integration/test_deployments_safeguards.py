@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from appliance.commands.signing import build_command, sign_command
 from appliance.config import load_config
-from appliance.deployments.device import build_safeguards
+from appliance.daemon.assembly import build_safeguards, open_store
 from appliance.events.store import EventStore
 from appliance.keys.keypairs import generate_control_room, generate_device, load_signing_key
 from appliance.matching.service import MatchService
@@ -24,7 +24,6 @@ from appliance.runtime.manifest import load_manifest
 from appliance.storage import key_provider_from_config
 from appliance.watchlist.builder import build_bundle
 from appliance.watchlist.bundle import open_bundle
-from appliance.watchlist.device import open_store
 from appliance.watchlist.records import Entry
 from appliance.watchlist.timeutil import iso, utcnow
 

@@ -7,7 +7,7 @@ databases, and every MQTT message a control-room subscriber recorded. Looked for
 exact crops, and the float32/float64/int8 embeddings recomputed by this test, exact and near.
 Expected: the matched alerts' crops (database and alert messages) and the watchlist's reference photos.
 
-Skips until the daemon is wired with the safeguards (appliance.deployments.device.build_safeguards).
+Skips until the daemon is wired with the safeguards (appliance.daemon.assembly.build_safeguards).
 """
 
 from __future__ import annotations
@@ -117,11 +117,11 @@ class Recorder:
 
 
 def run_daemon(tmp_path, broker, street, *, deployment: bool):
+    from appliance.daemon.assembly import open_store
     from appliance.daemon.service import Appliance
     from appliance.deployments.manager import DeploymentManager
     from appliance.deployments.record import MatchingContext
     from appliance.events.store import EventStore
-    from appliance.watchlist.device import open_store
 
     frames_dir, entries, _, _, n_frames = street
     data = tmp_path / "data"

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 from appliance.cli.main import main
 from appliance.config import load_config
+from appliance.daemon.assembly import make_receiver, open_store
 from appliance.keys.keypairs import load_device_public, load_signing_key
 from appliance.watchlist.builder import build_bundle
-from appliance.watchlist.device import make_receiver, open_store
 from appliance.watchlist.timeutil import utcnow
 
 

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from appliance.config import load_config
+from appliance.daemon.assembly import make_receiver, open_store
 from appliance.keys.keypairs import load_device_public, load_signing_key
 from appliance.storage import KeyFileProvider
 from appliance.sync import topics
 from appliance.sync.mqtt import MqttConnection
 from appliance.sync.watchlist_sync import AckCollector, send_bundle
 from appliance.watchlist.builder import build_bundle
-from appliance.watchlist.device import make_receiver, open_store
 from appliance.watchlist.records import Entry
 from appliance.watchlist.store import WatchlistStore
 from appliance.watchlist.timeutil import iso, utcnow

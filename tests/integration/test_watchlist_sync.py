@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from appliance.config import load_config
+from appliance.daemon.assembly import gallery_swapper, make_receiver, make_sync_service, open_store
 from appliance.errors import SyncError
 from appliance.keys.keypairs import load_device_public, load_signing_key
 from appliance.matching import MatchService
@@ -20,7 +21,6 @@ from appliance.sync.chunks import split
 from appliance.sync.mqtt import MqttConnection
 from appliance.sync.watchlist_sync import publish_bundle
 from appliance.watchlist.builder import build_bundle
-from appliance.watchlist.device import gallery_swapper, make_receiver, make_sync_service, open_store
 from appliance.watchlist.records import Entry
 from appliance.watchlist.schemas import first_error
 from appliance.watchlist.timeutil import utcnow
