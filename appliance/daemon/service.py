@@ -23,6 +23,7 @@ from appliance.capture import open_source
 from appliance.capture.latest import LatestFrameGrabber, StateChange
 from appliance.config import Config, load_config
 from appliance.daemon.frames import AlertEvidence, Counters, FrameProcessor
+from appliance.daemon.reload import plan_reload
 from appliance.device.notify import Notifier, Watchdog
 from appliance.errors import ApplianceError
 from appliance.events.models import Alert, epoch_iso
@@ -67,7 +68,10 @@ class Appliance:
         # Set by the watchlist sync thread; the frame loop flushes the tracks itself, between frames, because
         # FrameProcessor is not thread-safe and a reset in the middle of process() would corrupt it.
         self._flush_tracks = threading.Event()
+        # SIGHUP only sets this; the frame loop re-reads the config and applies it between frames (reload()).
+        self._reload_requested = threading.Event()
         self.pipeline_warnings: list[str] = []
+        self.reload_warnings: list[str] = []  # settings in the config file that wait for a restart
 
     # -- wiring ------------------------------------------------------------------------------------------
     def build(self) -> None:
@@ -138,9 +142,10 @@ class Appliance:
 
     def _check_pipeline(self) -> None:
         """Say plainly when the running pipeline is not the one the threshold was calibrated on."""
+        before = self.pipeline_warnings
         self.pipeline_warnings = [f"pipeline changed since calibration: {d}"
                                   for d in pipeline_warning(self.config, self.pipeline.embedder_spec)]
-        if self.pipeline_warnings:
+        if self.pipeline_warnings and self.pipeline_warnings != before:
             log.warning("the threshold %.4f was calibrated on another pipeline: %s", self.threshold,
                         "; ".join(self.pipeline_warnings))
             self.safeguards.audit.record("pipeline.changed", "system",
@@ -215,7 +220,7 @@ class Appliance:
             faces_skipped_quality=counters.get("faces_skipped_quality", 0),
             watchlist=self._watchlist_summary(), model_id=self.pipeline.model_id, threshold=self.threshold,
             deployment_id=self.safeguards.deployments.active_id(),
-            expected_false_alerts_per_face=self._expected_rate(), warnings=self.pipeline_warnings,
+            expected_false_alerts_per_face=self._expected_rate(), warnings=self.warnings(),
         )
 
     def _not_matching_reason(self) -> str:
@@ -260,8 +265,12 @@ class Appliance:
             "expected_false_alert_rate": self._expected_rate(),
             "expected_false_alert_rate_upper": self._expected_rate_upper(),
             "rejected_share": store.get("rejected_share"),
-            "warnings": self.pipeline_warnings,
+            "warnings": self.warnings(),
         }
+
+    def warnings(self) -> list[str]:
+        """What the console's banner and the status topic say the technician should look at."""
+        return [*self.pipeline_warnings, *self.reload_warnings]
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -295,6 +304,12 @@ class Appliance:
         while not self._stop.is_set():
             frame = self.camera.get(timeout=0.5)
             now = time.monotonic()
+            if self._reload_requested.is_set():  # SIGHUP: the parts change here, between frames
+                self._reload_requested.clear()
+                try:
+                    self.reload()
+                except Exception:  # a reload must not stop the van; the running config stays
+                    log.exception("reload failed")
             if now - last_check > WATCHLIST_CHECK_S:
                 last_check = now
                 self._check_watchlist_expiry()
@@ -343,8 +358,28 @@ class Appliance:
                 "watchlist_id": self.matcher.gallery.watchlist_id, "version": self.matcher.gallery.version,
                 "subjects": gone, "whole_watchlist": bool(expires is not None and expires <= now)})
 
+    def request_reload(self) -> None:
+        """SIGHUP: ask the frame loop to re-read the config file (it owns the parts that change)."""
+        self._reload_requested.set()
+
+    def _reloadable_parts(self, threshold: float) -> dict:
+        """section -> (the fields its running part declares it can change, how to hand it the new section)."""
+        sg = self.safeguards
+        return {
+            "detector": (self.pipeline.detector.RELOADABLE, self.pipeline.detector.update_config),
+            "quality": (self.pipeline.RELOADABLE, self.pipeline.update_config),
+            "tracker": (self.tracker.RELOADABLE, self.tracker.update_config),
+            "alerts": (self.rule.RELOADABLE, self.rule.update_config),
+            "matcher": (self.matcher.RELOADABLE, lambda m: self.matcher.update_config(m, threshold)),
+            "deployment": (sg.deployments.RELOADABLE, sg.deployments.update_config),
+            "retention": (sg.retention.RELOADABLE, sg.retention.update_config),
+            "commands": (sg.commands.RELOADABLE, sg.commands.update_config),
+        }
+
     def reload(self) -> None:
-        """SIGHUP: re-read the config file; apply what can change at run time, log each change."""
+        """Re-read the config file on the frame thread, between frames. Apply what the parts declare they can
+        change while running (daemon/reload.py); log, audit (`config.needs_restart`) and show on the console
+        whatever else differs. A file that does not load, or a threshold below the floor, changes nothing."""
         if self.config_path is None:
             log.info("reload: no config file to re-read")
             return
@@ -353,26 +388,30 @@ class Appliance:
             threshold = resolve_threshold(new.matcher, self.pipeline.embedder_spec)
         except ApplianceError as e:
             log.error("reload refused, keeping the running configuration: %s", e)
+            self.safeguards.audit.record("config.refused", "sighup", {"reason": str(e)})
             return
-        changes = []
-        for section in ("quality", "tracker", "alerts", "matcher", "deployment", "retention", "commands"):
-            old_v, new_v = getattr(self.config, section), getattr(new, section)
-            if old_v != new_v:
-                changes.append(section)
-        if changes:
-            self.safeguards.audit.record("config.changed", "sighup", {"sections": changes})
+        parts = self._reloadable_parts(threshold)
+        plan = plan_reload(self.config, new, {section: fields for section, (fields, _) in parts.items()})
+        for section in plan.applied_sections():
+            parts[section][1](getattr(plan.config, section))
+        self.config = plan.config
+        if plan.applied:
+            self.safeguards.audit.record("config.changed", "sighup", {
+                "sections": plan.applied_sections(),
+                "settings": {k: {"from": d.running, "to": d.file} for k, d in plan.applied.items()}})
         if threshold != self.threshold:
             self.safeguards.audit.record("threshold.changed", "sighup", {"from": self.threshold, "to": threshold})
-            self.matcher.threshold = threshold
             self.threshold = threshold
-        self.pipeline.config = new
-        self.tracker.config = new.tracker
-        self.safeguards.deployments.config = new.deployment
-        self.safeguards.retention.config = new.retention
-        self.safeguards.commands.config = new.commands
-        self.rule.config = new.alerts
-        self.config = new
-        log.info("configuration reloaded: %s", ", ".join(changes) if changes else "no change")
+        if plan.needs_restart:
+            log.warning("reload: %s: not applied until a restart", ", ".join(sorted(plan.needs_restart)))
+            self.safeguards.audit.record("config.needs_restart", "sighup", {
+                "settings": {k: {"running": d.running, "file": d.file} for k, d in plan.needs_restart.items()}})
+        warning = plan.restart_warning()
+        self.reload_warnings = [warning] if warning else []
+        if {"detector", "quality"} & set(plan.applied_sections()):
+            self._check_pipeline()  # the calibration fingerprint includes the detector and quality settings
+        self._update_status()
+        log.info("configuration reloaded: %s", ", ".join(sorted(plan.applied)) or "nothing applied")
 
     def stop(self) -> None:
         if self._stop.is_set():
@@ -408,7 +447,7 @@ class Appliance:
         """Run until SIGTERM/SIGINT; SIGHUP reloads the configuration."""
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload, daemon=True).start())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
         self.start()
         try:
             while not self._stop.wait(1.0):

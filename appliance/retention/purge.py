@@ -102,6 +102,9 @@ def legal_holds(events) -> list[dict]:
 class RetentionService:
     """Runs purge() at start and then every `interval_minutes` in its own thread (off the hot path)."""
 
+    # Every field may change while running; a new interval counts from the end of the current wait.
+    RELOADABLE = frozenset({"crop_days", "records_days", "interval_minutes"})
+
     def __init__(self, events, audit, config):
         self.events = events
         self.audit = audit
@@ -109,6 +112,10 @@ class RetentionService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last: PurgeResult | None = None
+
+    def update_config(self, config) -> None:
+        """A new RetentionConfig, used by the next purge (one reference swap)."""
+        self.config = config
 
     def run_once(self) -> PurgeResult:
         self.last = purge(self.events, self.audit, crop_days=self.config.crop_days,
