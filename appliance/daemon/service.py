@@ -15,6 +15,7 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,11 +32,13 @@ from appliance.events.status import StatusReporter
 from appliance.events.store import EventStore
 from appliance.matching.service import MatchService
 from appliance.matching.threshold import resolve_threshold
+from appliance.timeutil import parse_time
 from appliance.vision.detector import TileSchedule
 from appliance.vision.fingerprint import pipeline_warning
 from appliance.vision.pipeline import FacePipeline
 from appliance.vision.tracker import FaceTracker
 from appliance.watchlist.device import gallery_swapper, open_store
+from appliance.watchlist.store import WatchlistSummary
 
 log = logging.getLogger("appliance.daemon")
 
@@ -113,12 +116,13 @@ class Appliance:
             self._build_console()
 
     def _build_mqtt(self) -> None:
-        from appliance.deployments.device import audit_watchlist_acks
+        from appliance.deployments.device import record_watchlist_ack
         from appliance.events.publisher import OutboxPublisher
         from appliance.watchlist.device import make_receiver, make_sync_service
 
-        receiver = make_receiver(self.config, self.watchlist, on_applied=self._on_watchlist_applied)
-        audit_watchlist_acks(receiver, self.safeguards.audit)  # every bundle applied or refused is audited
+        audit = self.safeguards.audit
+        receiver = make_receiver(self.config, self.watchlist, on_applied=self._on_watchlist_applied,
+                                 on_ack=lambda ack: record_watchlist_ack(audit, ack))  # every bundle is audited
         self.sync = make_sync_service(self.config, receiver, conn=self.mqtt)
         self.publisher = OutboxPublisher.from_config(self.config, self.events, status=self.status, conn=self.mqtt,
                                                      audit_head=self.safeguards.audit.head_payload)
@@ -164,7 +168,7 @@ class Appliance:
         meta = self.watchlist.meta()
         if not meta:
             return None
-        return datetime.fromisoformat(meta["expires_at"].replace("Z", "+00:00"))
+        return parse_time(meta["expires_at"])
 
     def _on_alert(self, evidence: AlertEvidence) -> None:
         match = evidence.match
@@ -202,23 +206,21 @@ class Appliance:
         self.notifier.status(f"camera {change.new.value}")
 
     # -- status -------------------------------------------------------------------------------------
-    def _watchlist_summary(self) -> dict | None:
-        g = self.matcher.gallery
-        meta = self.watchlist.meta() or {}
-        if not meta:
-            return None
-        return {"id": meta["watchlist_id"], "version": int(meta["version"]), "subjects": g.n_subjects,
-                "expires_at": meta.get("expires_at")}
+    def _watchlist_summary(self) -> WatchlistSummary | None:
+        """The stored watchlist, counting the subjects the running gallery holds (expired ones left out)."""
+        s = self.watchlist.summary()
+        return None if s is None else replace(s, subjects=self.matcher.gallery.n_subjects)
 
     def _update_status(self) -> None:
         """Push what only the daemon knows to the retained status topic (counts only)."""
         counters = self.counters.snapshot()
+        wl = self._watchlist_summary()
         self.status.update(
             state=self.state if self.state in ("starting", "running", "stopping") else "degraded",
             detail=None if self.matching_enabled() else self._not_matching_reason(),
             fps=self.fps, faces_seen=counters.get("faces_seen", 0),
             faces_skipped_quality=counters.get("faces_skipped_quality", 0),
-            watchlist=self._watchlist_summary(), model_id=self.pipeline.model_id, threshold=self.threshold,
+            watchlist=wl.status_payload() if wl else None, model_id=self.pipeline.model_id, threshold=self.threshold,
             deployment_id=self.safeguards.deployments.active_id(),
             expected_false_alerts_per_face=self._expected_rate(), warnings=self.warnings(),
         )
@@ -243,7 +245,7 @@ class Appliance:
         """What the console's status strip and counters panel show."""
         counters = self.counters.snapshot()
         link = self.publisher.link if self.publisher is not None else {"state": "off"}
-        wl = self._watchlist_summary() or {}
+        wl = self._watchlist_summary()
         store = self.events.counters()
         cal = self.pipeline.embedder_spec.calibration  # None for an uncalibrated model
         return {
@@ -251,10 +253,10 @@ class Appliance:
             "camera_fps": round(self.fps, 1),
             "faces_seen": counters.get("faces_seen", 0),
             "faces_skipped_quality": counters.get("faces_skipped_quality", 0),
-            "watchlist_id": wl.get("id"),
-            "watchlist_version": wl.get("version"),
-            "watchlist_subjects": wl.get("subjects"),
-            "watchlist_expires_at": wl.get("expires_at"),
+            "watchlist_id": wl.watchlist_id if wl else None,
+            "watchlist_version": wl.version if wl else None,
+            "watchlist_subjects": wl.subjects if wl else None,
+            "watchlist_expires_at": wl.expires_at if wl else None,
             "matching": self.matching_enabled(),
             "broker": link.get("state"),
             "outbox_backlog": self.events.outbox_backlog(),

@@ -55,18 +55,6 @@ class Safeguards:
         self.deployments.update_counts()
 
 
-def audit_watchlist_acks(receiver, audit: AuditLog) -> None:
-    """Audit every bundle the receiver applies or refuses (wraps receiver.process; the ack is unchanged)."""
-    process = receiver.process
-
-    def audited(path, *, transfer_id: str | None = None) -> dict:
-        ack = process(path, transfer_id=transfer_id)
-        record_watchlist_ack(audit, ack)
-        return ack
-
-    receiver.process = audited
-
-
 def record_watchlist_ack(audit: AuditLog, ack: dict) -> None:
     kind = "watchlist.applied" if ack.get("status") == "applied" else "watchlist.refused"
     audit.record(kind, "control-room", {k: ack.get(k) for k in ("transfer_id", "bundle_sha256", "watchlist_id",

@@ -60,9 +60,7 @@ def purge(events, audit, *, crop_days: int, records_days: int, now: datetime | N
             audit.append_in(db, "purge", "system", {**asdict(result), "crop_days": crop_days,
                                                     "records_days": records_days})
     if result.anything:
-        # Outside any transaction (a checkpoint inside one does nothing), under the store's lock.
-        with events._lock:
-            events.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        events.checkpoint()  # no copy of the purged crops left in the write-ahead log
         log.info("retention purge: %d crops purged (%d on legal hold kept), %d alerts and %d decisions deleted",
                  crops, held, alerts, decisions)
     return result

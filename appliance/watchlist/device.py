@@ -29,7 +29,8 @@ def open_store(config: Config, *, create: bool = True) -> WatchlistStore:
 
 
 def make_receiver(config: Config, store: WatchlistStore,
-                  on_applied: Callable[[WatchlistStore], None] | None = None) -> WatchlistReceiver:
+                  on_applied: Callable[[WatchlistStore], None] | None = None,
+                  on_ack: Callable[[dict], None] | None = None) -> WatchlistReceiver:
     return WatchlistReceiver(
         store=store,
         device_id=config.device.id,
@@ -38,6 +39,7 @@ def make_receiver(config: Config, store: WatchlistStore,
         model_id=config.models.embedder,
         dim=embedding_size(config),
         on_applied=on_applied,
+        on_ack=on_ack,
     )
 
 
