@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from accountability_helpers import open_events, provision_device
@@ -20,6 +21,30 @@ from outbox_helpers import Proc
 from appliance.officers.store import OfficerStore
 from appliance.runtime.manifest import load_manifest
 from appliance.storage import KeyFileProvider
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extras: make install")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: apt-get install chromium")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _console_page(browser, url):
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(url)
+    page.fill("#officer_id", OFFICER)
+    for digit in PIN:
+        page.click(f'#keypad button[data-key="{digit}"]')
+    page.click("#keypad .key-ok")
+    return page
 
 
 @pytest.fixture
@@ -49,7 +74,9 @@ def _audit(data) -> list:
         store.close()
 
 
-def test_sighup_applies_what_can_change_and_says_what_needs_a_restart(van):
+def test_sighup_applies_what_can_change_and_says_what_needs_a_restart(van, browser):
+    from playwright.sync_api import expect
+
     cfg_path, base, data, url = van
     cal = _calibration()
     raised = round(cal.threshold + 0.05, 4)
@@ -67,6 +94,11 @@ def test_sighup_applies_what_can_change_and_says_what_needs_a_restart(van):
         status = console.status()["status"]
         assert status["threshold"] == raised  # applied
         assert any("detector.tiles" in w and "restart" in w for w in status["warnings"]), status["warnings"]
+        page = _console_page(browser, url)  # the officer's screen shows it as the technician's banner
+        banner = page.locator("#pipeline-warning")
+        expect(banner).to_be_visible(timeout=10000)
+        expect(banner).to_contain_text("detector.tiles")
+        expect(banner).to_contain_text("restart")
 
         # Below the floor: the whole reload is refused, the running threshold stays.
         cfg_path.write_text(base + f"[matcher]\nthreshold = {cal.floor - 0.01:.4f}\n")
@@ -78,6 +110,7 @@ def test_sighup_applies_what_can_change_and_says_what_needs_a_restart(van):
         cfg_path.write_text(base)
         daemon.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: console.status()["status"]["warnings"] == [], 30, "the restart warning to clear")
+        expect(banner).to_be_hidden(timeout=10000)
         assert console.status()["status"]["threshold"] == cal.threshold
     finally:
         if console is not None:
