@@ -23,6 +23,7 @@ from appliance.alerts.rule import AlertRule
 from appliance.capture import open_source
 from appliance.capture.latest import LatestFrameGrabber, StateChange
 from appliance.config import Config, load_config
+from appliance.console.backend import ConsoleStatus
 from appliance.daemon.frames import AlertEvidence, Counters, FrameProcessor
 from appliance.daemon.reload import plan_reload
 from appliance.device.notify import Notifier, Watchdog
@@ -241,7 +242,7 @@ class Appliance:
         return expected_false_alert_upper(self.pipeline.embedder_spec, self.threshold,
                                           self.matcher.gallery.n_subjects)
 
-    def console_status(self) -> dict:
+    def console_status(self) -> ConsoleStatus:
         """What the console's status strip and counters panel show."""
         counters = self.counters.snapshot()
         link = self.publisher.link if self.publisher is not None else {"state": "off"}
