@@ -22,3 +22,8 @@ seconds_ack  # a field of the publish result, printed by `watchlist publish --js
 _.looks_embedded  # the tracker's counter, read by make bench (vision/tracker.py)
 LEFT_EAR  # BlazeFace keypoint indices, named for the reader of vision/types.py
 RIGHT_EAR
+camera_fps  # ConsoleStatus keys (console/backend.py), read by the page's JavaScript (console/static/console.js)
+watchlist_expires_at
+matching
+threshold_floor
+expected_false_alert_rate_upper

@@ -37,6 +37,12 @@ class _TrackState:
 
 
 class AlertRule:
+    RELOADABLE = frozenset(AlertConfig.model_fields)  # every field is read per look
+
+    def update_config(self, config: AlertConfig) -> None:
+        """Call between frames, from the thread that calls observe()."""
+        self.config = config
+
     def __init__(self, config: AlertConfig | None = None):
         self.config = config or AlertConfig()
         self._tracks: dict[int, _TrackState] = {}

@@ -38,7 +38,8 @@ FORBIDDEN_KEYS = frozenset({"crop_jpeg", "crop_jpeg_b64", "crop", "image", "phot
 # What is audited (docs/audit.md lists who writes each).
 KINDS = (
     "deployment.started", "deployment.ended", "watchlist.applied", "watchlist.refused", "watchlist.erased",
-    "alert", "decision", "config.changed", "threshold.changed", "login", "login.failed", "logout",
+    "alert", "decision", "config.changed", "config.needs_restart", "config.refused", "threshold.changed",
+    "login", "login.failed", "logout",
     "purge", "legal_hold.set", "legal_hold.cleared", "revocation", "command.accepted", "command.refused",
     "command.failed", "audit.exported", "pipeline.changed", "watchlist.subjects_expired",
 )

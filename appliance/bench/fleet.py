@@ -21,12 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
+
+from appliance.timeutil import parse_time
 
 
 def _parse(ts: str) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    return parse_time(ts).timestamp()
 
 
 def _pct(values: list[float], p: float) -> float:

@@ -47,9 +47,10 @@ def run_listen(args: argparse.Namespace) -> int:
     from appliance.control.store import ControlStore, default_keys_dir, open_control_db
     from appliance.errors import ApplianceError
     from appliance.storage import KeyFileProvider
+    from appliance.sync.broker_url import parse_broker_url
     from appliance.sync.mqtt import MqttSettings
 
-    if args.broker.startswith(("mqtts:", "ssl:")) and not (args.ca and args.cert and args.key):
+    if parse_broker_url(args.broker).tls and not (args.ca and args.cert and args.key):
         raise ApplianceError("a TLS broker (mqtts://) needs --ca, --cert and --key (the control-room certificate)")
     settings = MqttSettings.from_url(args.broker, args.client_id, ca_file=args.ca, cert_file=args.cert,
                                      key_file=args.key)

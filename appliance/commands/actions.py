@@ -120,6 +120,5 @@ def watchlist_eraser(store) -> Callable[[], None]:
     checkpoint the write-ahead log so no copy of them is left there. The versions seen stay (replays)."""
     def erase() -> None:
         store.revoke()
-        with store._lock:
-            store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.checkpoint()
     return erase

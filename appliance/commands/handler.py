@@ -36,6 +36,12 @@ class ActionFailed(Exception):
 
 
 class CommandHandler:
+    RELOADABLE = frozenset({"max_lifetime_s", "clock_skew_s"})  # both read per command
+
+    def update_config(self, config) -> None:
+        """A new CommandsConfig, used from the next command (one reference swap)."""
+        self.config = config
+
     def __init__(self, *, device_id: str, verify_key, events, audit, actions: dict[str, Action], config,
                  clock: Callable[[], datetime] = utcnow):
         self.device_id = device_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from appliance.config import ConsoleConfig
 
@@ -40,9 +40,32 @@ class OfficersLike(Protocol):
 
 # decide(alert_id, officer_id, decision, note) -> the stored Decision
 DecideHook = Callable[[str, str, str, "str | None"], Any]
-# status() -> {"camera_fps", "faces_seen", "watchlist_id", "watchlist_version", "watchlist_expires_at",
-#              "broker", "outbox_backlog", "deployment", "expected_false_alert_rate", "rejected_share", ...}
-StatusProvider = Callable[[], dict]
+class ConsoleStatus(TypedDict, total=False):
+    """What the status strip and counters panel show (docs/console.md); every key optional. The page's
+    JavaScript (static/console.js) reads them."""
+
+    camera: str  # running, lost, opening, ended, stopped
+    camera_fps: float
+    faces_seen: int
+    faces_skipped_quality: int
+    watchlist_id: str | None
+    watchlist_version: int | None
+    watchlist_subjects: int | None
+    watchlist_expires_at: str | None
+    matching: bool
+    broker: str | None  # up, down, off
+    outbox_backlog: int | None
+    threshold: float
+    threshold_floor: float | None
+    model_id: str
+    deployment: dict | None
+    expected_false_alert_rate: float | None
+    expected_false_alert_rate_upper: float | None
+    rejected_share: float | None
+    warnings: list[str]  # the technician's banner: pipeline changed, settings waiting for a restart
+
+
+StatusProvider = Callable[[], ConsoleStatus]
 # audit(kind, actor, data) for the audit chain, e.g. appliance.audit.AuditLog.record; optional. Kinds:
 # "login" ({"via": "console"}), "login.failed" ({"reason", ...}), "logout". Never a PIN.
 AuditHook = Callable[[str, str, dict], Any]

@@ -8,6 +8,8 @@ CSRF token) sends can reach a store unchecked or raise a 500.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -18,6 +20,9 @@ from appliance.sync.payloads import PayloadError, parse_json
 
 MAX_JSON_BYTES = 16 * 1024  # the largest form (a deployment) is under 2 KB
 MAX_HOURS = 24 * 366       # the deployment manager applies deployment.max_hours; this only keeps dates finite
+LOGIN_MAX_BYTES = 4096     # officer id and PIN: a few dozen bytes
+PAGE_SIZE_MAX = 200
+EVENT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -64,6 +69,50 @@ class DeploymentEndBody(_Body):
     id: str | None = Field(None, max_length=128)
 
 
+class LoginForm(BaseModel):
+    """The login form (urlencoded). Anything else in the form is ignored; both fields are cut to 64 characters."""
+
+    officer_id: str = ""
+    pin: str = ""
+
+    @field_validator("officer_id")
+    @classmethod
+    def _officer_id(cls, v: str) -> str:
+        return v.strip()[:64]
+
+    @field_validator("pin")
+    @classmethod
+    def _pin(cls, v: str) -> str:
+        return v[:64]
+
+    @classmethod
+    def from_form(cls, form) -> LoginForm:
+        return cls(officer_id=str(form.get("officer_id", "")), pin=str(form.get("pin", "")))
+
+
+class AlertsQuery(BaseModel):
+    """?limit=&before= of GET /api/alerts. `limit` is clamped to 1..PAGE_SIZE_MAX; `before` is a paging cursor
+    the store understands: an alert's event_id or an ISO time (empty: the newest page)."""
+
+    model_config = ConfigDict(extra="ignore")
+    limit: int = 50
+    before: str | None = None
+
+    @field_validator("limit")
+    @classmethod
+    def _limit(cls, v: int) -> int:
+        return max(1, min(v, PAGE_SIZE_MAX))
+
+    @field_validator("before")
+    @classmethod
+    def _before(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if not EVENT_ID.match(v):
+            datetime.fromisoformat(v)  # ValueError: reported as the "before" message below
+        return v
+
+
 def _error(msg: str, code: int = 400) -> JSONResponse:
     return JSONResponse({"error": msg}, status_code=code)
 
@@ -76,6 +125,8 @@ _MESSAGES = {
     "lat": "lat must be a number (or left out)",
     "lon": "lon must be a number (or left out)",
     "id": "id must be text",
+    "limit": "limit must be a number",
+    "before": "before must be the event_id of the last alert shown or an ISO 8601 time",
 }
 
 
@@ -129,5 +180,13 @@ async def read_model(request: Request, model: type[M], *, max_bytes: int = MAX_J
         return _error("expected a JSON object")
     try:
         return model.model_validate(data)
+    except ValidationError as e:
+        return _error(_first(e))
+
+
+def read_query(request: Request, model: type[M]) -> M | JSONResponse:
+    """The request's query string as `model`, or the 400 response saying what is wrong."""
+    try:
+        return model.model_validate(dict(request.query_params))
     except ValidationError as e:
         return _error(_first(e))

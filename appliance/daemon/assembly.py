@@ -61,7 +61,8 @@ def open_store(config: Config, *, create: bool = True) -> WatchlistStore:
 
 # -- watchlist ----------------------------------------------------------------------------------------------
 def make_receiver(config: Config, store: WatchlistStore,
-                  on_applied: Callable[[WatchlistStore], None] | None = None) -> WatchlistReceiver:
+                  on_applied: Callable[[WatchlistStore], None] | None = None,
+                  on_ack: Callable[[dict], None] | None = None) -> WatchlistReceiver:
     return WatchlistReceiver(
         store=store,
         device_id=config.device.id,
@@ -70,6 +71,7 @@ def make_receiver(config: Config, store: WatchlistStore,
         model_id=config.models.embedder,
         dim=embedding_size(config),
         on_applied=on_applied,
+        on_ack=on_ack,
     )
 
 
@@ -144,18 +146,6 @@ class Safeguards:
                 log.exception("stopping the command listener failed")
         self.retention.stop()
         self.deployments.update_counts()
-
-
-def audit_watchlist_acks(receiver, audit: AuditLog) -> None:
-    """Audit every bundle the receiver applies or refuses (wraps receiver.process; the ack is unchanged)."""
-    process = receiver.process
-
-    def audited(path, *, transfer_id: str | None = None) -> dict:
-        ack = process(path, transfer_id=transfer_id)
-        record_watchlist_ack(audit, ack)
-        return ack
-
-    receiver.process = audited
 
 
 def record_watchlist_ack(audit: AuditLog, ack: dict) -> None:

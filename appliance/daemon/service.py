@@ -16,6 +16,7 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,26 +24,30 @@ from appliance.alerts.rule import AlertRule
 from appliance.capture import open_source
 from appliance.capture.latest import LatestFrameGrabber, StateChange
 from appliance.config import Config, load_config
+from appliance.console.backend import ConsoleStatus
 from appliance.daemon.assembly import (
-    audit_watchlist_acks,
     build_safeguards,
     gallery_swapper,
     make_receiver,
     make_sync_service,
     open_events,
     open_store,
+    record_watchlist_ack,
 )
 from appliance.daemon.frames import AlertEvidence, Counters, FrameProcessor
+from appliance.daemon.reload import plan_reload
 from appliance.device.notify import Notifier, Watchdog
 from appliance.errors import ApplianceError
 from appliance.events.models import Alert, epoch_iso
 from appliance.events.status import StatusReporter
 from appliance.matching.service import MatchService
 from appliance.matching.threshold import resolve_threshold
+from appliance.timeutil import parse_time
 from appliance.vision.detector import TileSchedule
 from appliance.vision.fingerprint import pipeline_warning
 from appliance.vision.pipeline import FacePipeline
 from appliance.vision.tracker import FaceTracker
+from appliance.watchlist.store import WatchlistSummary
 
 log = logging.getLogger("appliance.daemon")
 
@@ -75,7 +80,10 @@ class Appliance:
         # Set by the watchlist sync thread; the frame loop flushes the tracks itself, between frames, because
         # FrameProcessor is not thread-safe and a reset in the middle of process() would corrupt it.
         self._flush_tracks = threading.Event()
+        # SIGHUP only sets this; the frame loop re-reads the config and applies it between frames (reload()).
+        self._reload_requested = threading.Event()
         self.pipeline_warnings: list[str] = []
+        self.reload_warnings: list[str] = []  # settings in the config file that wait for a restart
 
     # -- assembly: one flat list of steps, each building one part (the factories are in daemon/assembly.py) --
     def build(self) -> None:
@@ -145,8 +153,9 @@ class Appliance:
     def init_watchlist_sync(self) -> None:
         if not self.with_mqtt:
             return
-        receiver = make_receiver(self.config, self.watchlist, on_applied=self._on_watchlist_applied)
-        audit_watchlist_acks(receiver, self.safeguards.audit)  # every bundle applied or refused is audited
+        audit = self.safeguards.audit
+        receiver = make_receiver(self.config, self.watchlist, on_applied=self._on_watchlist_applied,
+                                 on_ack=lambda ack: record_watchlist_ack(audit, ack))  # every bundle is audited
         self.sync = make_sync_service(self.config, receiver, conn=self.mqtt)
 
     def init_publisher(self) -> None:
@@ -178,9 +187,10 @@ class Appliance:
 
     def _check_pipeline(self) -> None:
         """Say plainly when the running pipeline is not the one the threshold was calibrated on."""
+        before = self.pipeline_warnings
         self.pipeline_warnings = [f"pipeline changed since calibration: {d}"
                                   for d in pipeline_warning(self.config, self.pipeline.embedder_spec)]
-        if self.pipeline_warnings:
+        if self.pipeline_warnings and self.pipeline_warnings != before:
             log.warning("the threshold %.4f was calibrated on another pipeline: %s", self.threshold,
                         "; ".join(self.pipeline_warnings))
             self.safeguards.audit.record("pipeline.changed", "system",
@@ -199,7 +209,7 @@ class Appliance:
         meta = self.watchlist.meta()
         if not meta:
             return None
-        return datetime.fromisoformat(meta["expires_at"].replace("Z", "+00:00"))
+        return parse_time(meta["expires_at"])
 
     def _on_alert(self, evidence: AlertEvidence) -> None:
         match = evidence.match
@@ -237,25 +247,23 @@ class Appliance:
         self.notifier.status(f"camera {change.new.value}")
 
     # -- status -------------------------------------------------------------------------------------
-    def _watchlist_summary(self) -> dict | None:
-        g = self.matcher.gallery
-        meta = self.watchlist.meta() or {}
-        if not meta:
-            return None
-        return {"id": meta["watchlist_id"], "version": int(meta["version"]), "subjects": g.n_subjects,
-                "expires_at": meta.get("expires_at")}
+    def _watchlist_summary(self) -> WatchlistSummary | None:
+        """The stored watchlist, counting the subjects the running gallery holds (expired ones left out)."""
+        s = self.watchlist.summary()
+        return None if s is None else replace(s, subjects=self.matcher.gallery.n_subjects)
 
     def _update_status(self) -> None:
         """Push what only the daemon knows to the retained status topic (counts only)."""
         counters = self.counters.snapshot()
+        wl = self._watchlist_summary()
         self.status.update(
             state=self.state if self.state in ("starting", "running", "stopping") else "degraded",
             detail=None if self.matching_enabled() else self._not_matching_reason(),
             fps=self.fps, faces_seen=counters.get("faces_seen", 0),
             faces_skipped_quality=counters.get("faces_skipped_quality", 0),
-            watchlist=self._watchlist_summary(), model_id=self.pipeline.model_id, threshold=self.threshold,
+            watchlist=wl.status_payload() if wl else None, model_id=self.pipeline.model_id, threshold=self.threshold,
             deployment_id=self.safeguards.deployments.active_id(),
-            expected_false_alerts_per_face=self._expected_rate(), warnings=self.pipeline_warnings,
+            expected_false_alerts_per_face=self._expected_rate(), warnings=self.warnings(),
         )
 
     def _not_matching_reason(self) -> str:
@@ -274,11 +282,11 @@ class Appliance:
         return expected_false_alert_upper(self.pipeline.embedder_spec, self.threshold,
                                           self.matcher.gallery.n_subjects)
 
-    def console_status(self) -> dict:
+    def console_status(self) -> ConsoleStatus:
         """What the console's status strip and counters panel show."""
         counters = self.counters.snapshot()
         link = self.publisher.link if self.publisher is not None else {"state": "off"}
-        wl = self._watchlist_summary() or {}
+        wl = self._watchlist_summary()
         store = self.events.counters()
         cal = self.pipeline.embedder_spec.calibration  # None for an uncalibrated model
         return {
@@ -286,10 +294,10 @@ class Appliance:
             "camera_fps": round(self.fps, 1),
             "faces_seen": counters.get("faces_seen", 0),
             "faces_skipped_quality": counters.get("faces_skipped_quality", 0),
-            "watchlist_id": wl.get("id"),
-            "watchlist_version": wl.get("version"),
-            "watchlist_subjects": wl.get("subjects"),
-            "watchlist_expires_at": wl.get("expires_at"),
+            "watchlist_id": wl.watchlist_id if wl else None,
+            "watchlist_version": wl.version if wl else None,
+            "watchlist_subjects": wl.subjects if wl else None,
+            "watchlist_expires_at": wl.expires_at if wl else None,
             "matching": self.matching_enabled(),
             "broker": link.get("state"),
             "outbox_backlog": self.events.outbox_backlog(),
@@ -300,8 +308,12 @@ class Appliance:
             "expected_false_alert_rate": self._expected_rate(),
             "expected_false_alert_rate_upper": self._expected_rate_upper(),
             "rejected_share": store.get("rejected_share"),
-            "warnings": self.pipeline_warnings,
+            "warnings": self.warnings(),
         }
+
+    def warnings(self) -> list[str]:
+        """What the console's banner and the status topic say the technician should look at."""
+        return [*self.pipeline_warnings, *self.reload_warnings]
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -359,6 +371,12 @@ class Appliance:
         while not self._stop.is_set():
             frame = self.camera.get(timeout=0.5)
             now = time.monotonic()
+            if self._reload_requested.is_set():  # SIGHUP: the parts change here, between frames
+                self._reload_requested.clear()
+                try:
+                    self.reload()
+                except Exception:  # a reload must not stop the van; the running config stays
+                    log.exception("reload failed")
             if now - last_check > WATCHLIST_CHECK_S:
                 last_check = now
                 self._check_watchlist_expiry()
@@ -407,8 +425,28 @@ class Appliance:
                 "watchlist_id": self.matcher.gallery.watchlist_id, "version": self.matcher.gallery.version,
                 "subjects": gone, "whole_watchlist": bool(expires is not None and expires <= now)})
 
+    def request_reload(self) -> None:
+        """SIGHUP: ask the frame loop to re-read the config file (it owns the parts that change)."""
+        self._reload_requested.set()
+
+    def _reloadable_parts(self, threshold: float) -> dict:
+        """section -> (the fields its running part declares it can change, how to hand it the new section)."""
+        sg = self.safeguards
+        return {
+            "detector": (self.pipeline.detector.RELOADABLE, self.pipeline.detector.update_config),
+            "quality": (self.pipeline.RELOADABLE, self.pipeline.update_config),
+            "tracker": (self.tracker.RELOADABLE, self.tracker.update_config),
+            "alerts": (self.rule.RELOADABLE, self.rule.update_config),
+            "matcher": (self.matcher.RELOADABLE, lambda m: self.matcher.update_config(m, threshold)),
+            "deployment": (sg.deployments.RELOADABLE, sg.deployments.update_config),
+            "retention": (sg.retention.RELOADABLE, sg.retention.update_config),
+            "commands": (sg.commands.RELOADABLE, sg.commands.update_config),
+        }
+
     def reload(self) -> None:
-        """SIGHUP: re-read the config file; apply what can change at run time, log each change."""
+        """Re-read the config file on the frame thread, between frames. Apply what the parts declare they can
+        change while running (daemon/reload.py); log, audit (`config.needs_restart`) and show on the console
+        whatever else differs. A file that does not load, or a threshold below the floor, changes nothing."""
         if self.config_path is None:
             log.info("reload: no config file to re-read")
             return
@@ -417,26 +455,30 @@ class Appliance:
             threshold = resolve_threshold(new.matcher, self.pipeline.embedder_spec)
         except ApplianceError as e:
             log.error("reload refused, keeping the running configuration: %s", e)
+            self.safeguards.audit.record("config.refused", "sighup", {"reason": str(e)})
             return
-        changes = []
-        for section in ("quality", "tracker", "alerts", "matcher", "deployment", "retention", "commands"):
-            old_v, new_v = getattr(self.config, section), getattr(new, section)
-            if old_v != new_v:
-                changes.append(section)
-        if changes:
-            self.safeguards.audit.record("config.changed", "sighup", {"sections": changes})
+        parts = self._reloadable_parts(threshold)
+        plan = plan_reload(self.config, new, {section: fields for section, (fields, _) in parts.items()})
+        for section in plan.applied_sections():
+            parts[section][1](getattr(plan.config, section))
+        self.config = plan.config
+        if plan.applied:
+            self.safeguards.audit.record("config.changed", "sighup", {
+                "sections": plan.applied_sections(),
+                "settings": {k: {"from": d.running, "to": d.file} for k, d in plan.applied.items()}})
         if threshold != self.threshold:
             self.safeguards.audit.record("threshold.changed", "sighup", {"from": self.threshold, "to": threshold})
-            self.matcher.threshold = threshold
             self.threshold = threshold
-        self.pipeline.config = new
-        self.tracker.config = new.tracker
-        self.safeguards.deployments.config = new.deployment
-        self.safeguards.retention.config = new.retention
-        self.safeguards.commands.config = new.commands
-        self.rule.config = new.alerts
-        self.config = new
-        log.info("configuration reloaded: %s", ", ".join(changes) if changes else "no change")
+        if plan.needs_restart:
+            log.warning("reload: %s: not applied until a restart", ", ".join(sorted(plan.needs_restart)))
+            self.safeguards.audit.record("config.needs_restart", "sighup", {
+                "settings": {k: {"running": d.running, "file": d.file} for k, d in plan.needs_restart.items()}})
+        warning = plan.restart_warning()
+        self.reload_warnings = [warning] if warning else []
+        if {"detector", "quality"} & set(plan.applied_sections()):
+            self._check_pipeline()  # the calibration fingerprint includes the detector and quality settings
+        self._update_status()
+        log.info("configuration reloaded: %s", ", ".join(sorted(plan.applied)) or "nothing applied")
 
     def stop(self) -> None:
         if self._stop.is_set():
@@ -472,7 +514,7 @@ class Appliance:
         """Run until SIGTERM/SIGINT; SIGHUP reloads the configuration."""
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload, daemon=True).start())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
         self.start()
         try:
             while not self._stop.wait(1.0):

@@ -35,6 +35,14 @@ _COLS = ("id", "record", "starts_at", "planned_end", "ended_at", "end_reason", "
 
 
 class DeploymentManager:
+    # What a reload (SIGHUP) may change while the daemon runs; the daemon applies it on the frame thread.
+    # two_officer_confirmation is copied into the console when it starts: it needs a restart.
+    RELOADABLE = frozenset({"wipe_watchlist_on_end", "max_hours"})
+
+    def update_config(self, config) -> None:
+        """A new DeploymentConfig (only RELOADABLE fields differ). One reference swap: readers see old or new."""
+        self.config = config
+
     def __init__(self, events, device_id: str, *, context: Callable[[], MatchingContext], config,
                  counters: Callable[[], dict] | None = None, wipe_watchlist: Callable[[], None] | None = None,
                  audit=None, clock: Callable[[], datetime] = utcnow):

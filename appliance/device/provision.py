@@ -34,11 +34,11 @@ from pydantic import ValidationError
 
 from appliance.config import Config, DeviceConfig, format_validation_error, is_loopback
 from appliance.device.console_tls import ensure_console_certificate, sha256_fingerprint
-from appliance.device.selftest import DB_LABELS, parse_broker_url
 from appliance.errors import ApplianceError, ConfigError, KeyMaterialError
 from appliance.keys.files import read_private, shred, write_private
 from appliance.keys.keypairs import generate_device, key_id, load_device_public, load_verify_key, raw_public
-from appliance.storage import erase_db, key_provider_from_config
+from appliance.storage import DATABASES, db_path, erase_db, key_provider_from_config
+from appliance.sync.broker_url import parse_broker_url
 
 try:
     import tomllib
@@ -269,9 +269,9 @@ def provision(
 
     # --- database keys, through the key provider (appliance.storage) -------------------------------------
     provider = key_provider_from_config(config)
-    for label in DB_LABELS:
+    for label in DATABASES:
         if reprovision and provider.has_key(label):
-            for line in erase_db(data_dir / f"{label}.db", provider, label=label):
+            for line in erase_db(db_path(data_dir, label), provider, label=label):
                 act(line + " (--force)")
         if provider.has_key(label):
             provider.key(label)  # still validate: mode 0600, well-formed

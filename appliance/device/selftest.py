@@ -32,6 +32,8 @@ import numpy as np
 
 from appliance.config import Config
 from appliance.errors import ApplianceError
+from appliance.sync.broker_url import parse_broker_url
+from appliance.timeutil import now_iso
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -42,7 +44,6 @@ MAX_CLOCK_OFFSET_S = 1.0
 NTP_TIMEOUT_S = 2.0
 CAMERA_TIMEOUT_S = 15.0
 BROKER_TIMEOUT_S = 10.0
-DB_LABELS = ("watchlist", "events")  # the databases provisioning makes keys for
 
 
 @dataclass
@@ -187,25 +188,25 @@ def _snapshot(db_path: Path, into: Path) -> Path:
 
 
 def check_database_key(config: Config) -> tuple[str, dict]:
-    from appliance.storage import key_provider_from_config, open_db
+    from appliance.storage import DATABASES, db_path, key_provider_from_config, open_db
 
     provider = key_provider_from_config(config)
     data_dir = config.device.data_dir
-    keys = {label: provider.has_key(label) for label in DB_LABELS}
+    keys = {label: provider.has_key(label) for label in DATABASES}
     if not any(keys.values()):
-        raise _Fail(f"no database key ({provider.describe(DB_LABELS[0])}): run `appliance provision`")
+        raise _Fail(f"no database key ({provider.describe(DATABASES[0])}): run `appliance provision`")
     for label, present in keys.items():
         if present:
             provider.key(label)  # raises on a loose mode (not 0600), a malformed key, an unreadable OTP
     opened = []
     with tempfile.TemporaryDirectory(prefix="appliance-selftest-") as tmp:
-        for label in DB_LABELS:
-            db_path = data_dir / f"{label}.db"
-            if db_path.exists() and db_path.stat().st_size > 0:
-                db = open_db(_snapshot(db_path, Path(tmp)), provider, create=False)
+        for label in DATABASES:
+            path = db_path(data_dir, label)
+            if path.exists() and path.stat().st_size > 0:
+                db = open_db(_snapshot(path, Path(tmp)), provider, create=False)
                 db.close()
-                opened.append(db_path.name)
-    where = provider.describe(DB_LABELS[0]) if keys[DB_LABELS[0]] else provider.describe(DB_LABELS[-1])
+                opened.append(path.name)
+    where = provider.describe(DATABASES[0]) if keys[DATABASES[0]] else provider.describe(DATABASES[-1])
     present = [label for label, ok in keys.items() if ok]
     text = f"keys for {', '.join(present)} ({where}"
     text += f"); {', '.join(opened)} decrypt with them" if opened else "); no database created yet"
@@ -213,8 +214,10 @@ def check_database_key(config: Config) -> tuple[str, dict]:
 
 
 def check_watchlist(config: Config) -> tuple[str, dict]:
-    db_path = config.device.data_dir / "watchlist.db"
-    if not db_path.exists():
+    from appliance.storage.databases import WATCHLIST, db_path
+
+    path = db_path(config.device.data_dir, WATCHLIST)
+    if not path.exists():
         raise _Skip("no watchlist received yet (the control room sends it over MQTT)")
     try:
         from appliance.storage import key_provider_from_config
@@ -223,7 +226,7 @@ def check_watchlist(config: Config) -> tuple[str, dict]:
         raise _Skip(f"watchlist support is not installed ({e})") from None
     provider = key_provider_from_config(config)
     with tempfile.TemporaryDirectory(prefix="appliance-selftest-") as tmp:
-        _snapshot(db_path, Path(tmp))
+        _snapshot(path, Path(tmp))
         store = WatchlistStore.open(Path(tmp), provider, create=False)
         try:
             store.check_integrity()
@@ -245,25 +248,17 @@ def check_watchlist(config: Config) -> tuple[str, dict]:
 
 # --- broker --------------------------------------------------------------------------------------------------
 
-def parse_broker_url(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) for mqtts://host[:8883] or mqtt://host[:1883]; raises ApplianceError."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ApplianceError(f"broker URL '{url}': expected mqtts://host[:port]")
-    try:
-        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-    except ValueError:
-        raise ApplianceError(f"broker URL '{url}': bad port") from None
-    return parts.scheme, parts.hostname, port
-
-
 def check_broker(config: Config) -> tuple[str, dict]:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
     m = config.mqtt
-    scheme, host, port = parse_broker_url(m.broker)
-    if scheme != "mqtts":
+    try:
+        broker = parse_broker_url(m.broker)
+    except ApplianceError as e:
+        raise _Fail(str(e)) from None
+    host, port = broker.host, broker.port
+    if not broker.tls:
         raise _Fail(f"broker {m.broker} is not mqtts://: the device must use TLS with its client certificate")
     for what, path in (("client certificate", m.cert_file), ("client key", m.key_file), ("CA certificate", m.ca_file)):
         if path is None:
@@ -554,7 +549,7 @@ def report(results: list[CheckResult], config: Config, config_path: Path | None)
         "schema": "selftest/1",
         "device": config.device.id,
         "config": str(config_path) if config_path else None,
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time": now_iso(),
         "ok": not any(r.failed for r in results),
         "failed": [r.name for r in results if r.failed],
         "checks": [asdict(r) for r in results],

@@ -47,7 +47,7 @@ def module_graph(package_dir: Path) -> dict[str, set[str]]:
 # Lowest first. A package may import only packages earlier in this list (docs/architecture.md, "Layers").
 LAYERS: tuple[str, ...] = (
     # foundations: no knowledge of faces, vans or MQTT
-    "errors", "paths", "config", "message_kinds", "keys", "storage", "runtime",
+    "errors", "paths", "timeutil", "config", "message_kinds", "keys", "storage", "runtime",
     # the hot path and its measurements
     "capture", "vision", "matching", "evaluation", "alerts", "decisions",
     # the van's state and its link to the control room

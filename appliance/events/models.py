@@ -12,10 +12,10 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from appliance.events.schemas import check_payload
 from appliance.message_kinds import ALERT, DECISION
+from appliance.timeutil import epoch_iso, iso_ms, now_iso
 
 DECISIONS = ("confirm", "reject", "unsure")
 ALERT_SCHEMA = ALERT.schema
@@ -26,18 +26,10 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-def utc_now_iso() -> str:
-    """UTC now as ISO 8601 with milliseconds and Z, e.g. 2026-11-26T06:30:00.123Z (sorts as text)."""
-    return iso_ms(datetime.now(timezone.utc))
-
-
-def iso_ms(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def epoch_iso(t: float) -> str:
-    """A wall-clock time.time() value (e.g. a camera frame's timestamp) in the events' time format."""
-    return iso_ms(datetime.fromtimestamp(t, timezone.utc))
+# The records' time format lives in appliance/timeutil.py; these names are how the events package says it.
+utc_now_iso = now_iso
+__all__ = ["ALERT_SCHEMA", "DECISIONS", "DECISION_SCHEMA", "Alert", "Decision", "epoch_iso", "iso_ms", "new_event_id",
+           "utc_now_iso"]
 
 
 @dataclass

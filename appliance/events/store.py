@@ -29,6 +29,7 @@ from appliance.events.models import DECISIONS, Alert, Decision, utc_now_iso
 from appliance.events.schemas import check_payload
 from appliance.message_kinds import ALERT, DECISION, DEPLOYMENT, OUTBOX_KINDS
 from appliance.storage import KeyProvider, Migration, Migrations, migrate_part, open_db, write_transaction
+from appliance.storage.databases import EVENTS, db_path
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class EventStore:
 
     @classmethod
     def open(cls, data_dir: Path, key_provider: KeyProvider, *, create: bool = True) -> EventStore:
-        path = Path(data_dir) / "events.db"
+        path = db_path(data_dir, EVENTS)
         return cls(open_db(path, key_provider, migrations=EVENTS_MIGRATIONS, create=create), path)
 
     @classmethod
@@ -138,6 +139,12 @@ class EventStore:
         from appliance.storage import key_provider_from_config
 
         return cls.open(config.device.data_dir, key_provider_from_config(config))
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the file and truncate it, so no copy of deleted rows stays there.
+        Outside any transaction (a checkpoint inside one does nothing), under the store's lock."""
+        with self._lock:
+            self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:

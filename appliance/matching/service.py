@@ -77,6 +77,15 @@ class MatchService:
         start = gallery if gallery is not None else Gallery.empty(self.dim)
         self._current = self._build(start)
 
+    # [matcher] settings a reload may change: the threshold (resolved against the floor by the caller) and
+    # top_k. The back-end's index is built at start: a new back-end needs a restart.
+    RELOADABLE = frozenset({"threshold", "top_k"})
+
+    def update_config(self, matcher_config: Any, threshold: float) -> None:
+        """Call between frames from the thread that calls identify(); `threshold` from resolve_threshold."""
+        self.threshold = check_threshold(threshold)
+        self.top_k = int(matcher_config.top_k)
+
     @classmethod
     def from_config(cls, matcher_config: Any, threshold: float, gallery: Gallery | None = None,
                     normaliser: BackgroundNormaliser | None = None) -> MatchService:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlite_utils
@@ -17,8 +16,9 @@ import sqlite_utils
 from appliance.errors import ApplianceError
 from appliance.officers.pins import hash_pin, rehash_if_needed, verify_pin
 from appliance.storage import KeyProvider, Migration, Migrations, open_db, write_transaction
+from appliance.storage.databases import OFFICERS, db_path
+from appliance.timeutil import now_iso
 
-DB_NAME = "officers.db"
 _OFFICER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 
@@ -42,7 +42,7 @@ MIGRATIONS = Migrations("officers", [Migration(1, "officers", _v1)])
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return now_iso()  # older rows say +00:00 and to the second; both read with appliance.timeutil.parse_time
 
 
 def check_officer_id(officer_id: str) -> str:
@@ -76,7 +76,7 @@ class OfficerStore:
 
     @classmethod
     def open(cls, data_dir: Path, key_provider: KeyProvider, *, create: bool = True) -> OfficerStore:
-        path = Path(data_dir) / DB_NAME
+        path = db_path(data_dir, OFFICERS)
         return cls(open_db(path, key_provider, migrations=MIGRATIONS, create=create), path)
 
     def close(self) -> None:

@@ -7,9 +7,9 @@ and is not. Everything shown comes from build_report(): counts only.
 from __future__ import annotations
 
 import html
-from datetime import datetime
 
 from appliance.reports.build import Report
+from appliance.timeutil import parse_time
 
 END_REASONS = {"planned_end": "at its planned end", "officer": "ended by an officer",
                "command": "ended by the control room", "revoked": "ended because the watchlist was withdrawn",
@@ -21,14 +21,14 @@ SOURCES = {"console": "the in-van console", "command": "a signed instruction fro
 def _when(value: str | None) -> str:
     if not value:
         return "—"
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    dt = parse_time(value)
     return dt.strftime("%-d %B %Y, %H:%M UTC")
 
 
 def _duration(a: str | None, b: str | None) -> str:
     if not a or not b:
         return "—"
-    secs = (datetime.fromisoformat(b.replace("Z", "+00:00")) - datetime.fromisoformat(a.replace("Z", "+00:00")))
+    secs = (parse_time(b) - parse_time(a))
     mins = int(secs.total_seconds() // 60)
     return f"{mins // 60} h {mins % 60:02d} min" if mins >= 60 else f"{mins} min"
 

@@ -62,9 +62,7 @@ def purge(events, audit, *, crop_days: int, records_days: int, now: datetime | N
             audit.append_in(db, "purge", "system", {**asdict(result), "crop_days": crop_days,
                                                     "records_days": records_days})
     if result.anything:
-        # Outside any transaction (a checkpoint inside one does nothing), under the store's lock.
-        with events._lock:
-            events.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        events.checkpoint()  # no copy of the purged crops left in the write-ahead log
         log.info("retention purge: %d crops purged (%d on legal hold kept), %d alerts and %d decisions deleted",
                  crops, held, alerts, decisions)
     return result
@@ -107,6 +105,9 @@ def legal_holds(events) -> list[dict]:
 class RetentionService:
     """Runs purge() at start and then every `interval_minutes` in its own thread (off the hot path)."""
 
+    # Every field may change while running; a new interval counts from the end of the current wait.
+    RELOADABLE = frozenset({"crop_days", "records_days", "interval_minutes"})
+
     def __init__(self, events, audit, config):
         events.ensure_schema(LEGAL_HOLDS_SCHEMA)  # this package's table, whoever opened the database
         self.events = events
@@ -115,6 +116,10 @@ class RetentionService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last: PurgeResult | None = None
+
+    def update_config(self, config) -> None:
+        """A new RetentionConfig, used by the next purge (one reference swap)."""
+        self.config = config
 
     def run_once(self) -> PurgeResult:
         self.last = purge(self.events, self.audit, crop_days=self.config.crop_days,

@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -28,6 +27,7 @@ from paho.mqtt.properties import Properties
 
 from appliance.errors import KeyMaterialError, SyncError
 from appliance.keys.files import check_private
+from appliance.sync.broker_url import parse_broker_url
 
 log = logging.getLogger(__name__)
 DEAD_LETTERS_KEPT = 100
@@ -53,11 +53,8 @@ class MqttSettings:
 
     @classmethod
     def from_url(cls, url: str, client_id: str, **kw) -> MqttSettings:
-        u = urlparse(url)
-        if u.scheme not in ("mqtts", "mqtt", "ssl", "tcp") or not u.hostname:
-            raise SyncError(f"broker URL {url!r} must look like mqtts://host:port")
-        tls = u.scheme in ("mqtts", "ssl")
-        return cls(host=u.hostname, port=u.port or (8883 if tls else 1883), client_id=client_id, tls=tls, **kw)
+        b = parse_broker_url(url)
+        return cls(host=b.host, port=b.port, client_id=client_id, tls=b.tls, **kw)
 
     @classmethod
     def from_config(cls, mqtt_config, client_id: str, **overrides) -> MqttSettings:

@@ -192,6 +192,14 @@ class FaceDetector:
     of grids, 1 = whole frame and N = an N×N grid of overlapping tiles.
     """
 
+    # [detector] settings a reload may change between frames. The tiling (tiles, tile_overlap, min_face_px,
+    # whole_frame_margin, tile_schedule) is built into the daemon's TileSchedule at start: it needs a restart.
+    RELOADABLE = frozenset({"score_threshold", "nms_iou", "max_faces"})
+
+    def update_config(self, config) -> None:
+        """A new DetectorConfig; call between frames from the thread that calls detect()."""
+        self.score_threshold, self.nms_iou, self.max_faces = config.score_threshold, config.nms_iou, config.max_faces
+
     def __init__(self, model: Model, score_threshold: float = 0.5, nms_iou: float = 0.3,
                  tiles: Sequence[int] | str = (1,), tile_overlap: float = 0.25, max_faces: int = 128,
                  whole_frame_margin: float = 0.25, min_face_px: float = 40.0):

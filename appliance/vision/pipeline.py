@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from appliance.config import Config
+from appliance.config import Config, QualityConfig
 from appliance.runtime.interpreter import RuntimeOptions
 from appliance.runtime.loader import Model, load_model
 from appliance.runtime.manifest import ModelSpec, load_manifest
@@ -66,6 +66,12 @@ class Enrolment:
 
 
 class FacePipeline:
+    RELOADABLE = frozenset(QualityConfig.model_fields)  # the quality gate reads [quality] per frame
+
+    def update_config(self, quality: QualityConfig) -> None:
+        """A new [quality] gate; call between frames from the thread that calls detect()."""
+        self.config = self.config.model_copy(update={"quality": quality})
+
     def __init__(self, config: Config, detector: FaceDetector, landmarker: MeshLandmarker | None,
                  embedder: FaceEmbedder, embedder_spec: ModelSpec, detector_spec: ModelSpec):
         self.config = config

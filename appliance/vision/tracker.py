@@ -137,6 +137,12 @@ def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
 class FaceTracker:
     """Call `update()` once per processed frame, with all the faces found in it (quality-gated or not)."""
 
+    RELOADABLE = frozenset(TrackerConfig.model_fields)  # every field is read per frame
+
+    def update_config(self, config: TrackerConfig) -> None:
+        """Call between frames, from the thread that calls update()."""
+        self.config = config
+
     def __init__(self, config: TrackerConfig | None = None, on_expire: Callable[[Track], None] | None = None):
         self.config = config or TrackerConfig()
         self.on_expire = on_expire

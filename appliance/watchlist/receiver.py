@@ -35,10 +35,18 @@ class WatchlistReceiver:
     model_id: str
     dim: int | None = None
     on_applied: Callable[[WatchlistStore], None] | None = None  # e.g. swap the matcher's gallery
+    on_ack: Callable[[dict], None] | None = None  # every ack of process(), applied or refused (e.g. the audit)
     timings: dict = field(default_factory=dict)  # seconds per step of the last bundle (make bench)
 
     def process(self, path: Path, *, transfer_id: str | None = None) -> dict:
-        """Apply the bundle at `path` or refuse it; returns the ack payload (schema watchlist_ack/1)."""
+        """Apply the bundle at `path` or refuse it; returns the ack payload (schema watchlist_ack/1), which
+        `on_ack` sees first."""
+        ack = self._process(path, transfer_id)
+        if self.on_ack is not None:
+            self.on_ack(ack)
+        return ack
+
+    def _process(self, path: Path, transfer_id: str | None) -> dict:
         now = utcnow()
         header = None
         self.timings = {}

@@ -8,6 +8,7 @@ metadata is recomputed from the rows on every load, which proves it.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,12 +17,12 @@ import sqlite_utils
 
 from appliance.errors import WatchlistError
 from appliance.storage import KeyProvider, Migration, Migrations, erase_db, open_db, write_transaction
+from appliance.storage.databases import WATCHLIST, db_path
 from appliance.watchlist.bundle import BundleRefused, OpenedBundle
 from appliance.watchlist.records import FIELDS, state_hash
 from appliance.watchlist.timeutil import iso, parse_time, utcnow
 from appliance.watchlist.validation import entry_problem
 
-DB_NAME = "watchlist.db"
 # A control-room clock a little ahead of the van's must not get a fresh bundle refused.
 _CLOCK_SKEW = timedelta(minutes=10)
 
@@ -90,6 +91,27 @@ def _v1(db: sqlite_utils.Database) -> None:
 MIGRATIONS = Migrations("watchlist", [Migration(1, "subjects, templates, photos, metadata, sync events", _v1)])
 
 
+@dataclass(frozen=True)
+class WatchlistSummary:
+    """The watchlist in force: one record, whatever reads it. Two MQTT contracts spell its id differently,
+    and only these two methods know it: the ack's `active` says `watchlist_id`, the status says `id`."""
+
+    watchlist_id: str
+    version: int
+    watchlist_sha256: str
+    subjects: int
+    expires_at: str
+
+    def ack_payload(self) -> dict:
+        return {"watchlist_id": self.watchlist_id, "version": self.version,
+                "watchlist_sha256": self.watchlist_sha256, "subjects": self.subjects, "expires_at": self.expires_at}
+
+    def status_payload(self) -> dict:
+        """The status topic's `watchlist` (appliance/schemas/status.json)."""
+        return {"id": self.watchlist_id, "version": self.version, "subjects": self.subjects,
+                "expires_at": self.expires_at}
+
+
 class WatchlistStore:
     """Thread-safe access to the watchlist database (one connection, one lock)."""
 
@@ -100,8 +122,13 @@ class WatchlistStore:
 
     @classmethod
     def open(cls, data_dir: Path, key_provider: KeyProvider, *, create: bool = True) -> WatchlistStore:
-        path = Path(data_dir) / DB_NAME
+        path = db_path(data_dir, WATCHLIST)
         return cls(open_db(path, key_provider, migrations=MIGRATIONS, create=create), path)
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the file and truncate it, so no copy of erased rows stays there."""
+        with self._lock:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:
@@ -227,13 +254,18 @@ class WatchlistStore:
             "last_refusal": self.last_event("refused"),
         }
 
-    def active_summary(self) -> dict | None:
+    def summary(self) -> WatchlistSummary | None:
+        """The watchlist in force (None: none applied), as the rest of the van sees it."""
         m = self.meta()
         if m is None:
             return None
-        return {"watchlist_id": m["watchlist_id"], "version": m["version"],
-                "watchlist_sha256": m["watchlist_sha256"], "subjects": self.counts()[0],
-                "expires_at": m["expires_at"]}
+        return WatchlistSummary(m["watchlist_id"], int(m["version"]), m["watchlist_sha256"], self.counts()[0],
+                                m["expires_at"])
+
+    def active_summary(self) -> dict | None:
+        """The `active` object of a watchlist ack (appliance/schemas/watchlist_ack.json)."""
+        s = self.summary()
+        return s.ack_payload() if s is not None else None
 
     # -- checking and applying ------------------------------------------------------------------------
     def check_header(self, header: dict, *, model_id: str, now: datetime) -> None:
@@ -355,4 +387,4 @@ class WatchlistStore:
 
 def erase(data_dir: Path, key_provider: KeyProvider) -> list[str]:
     """Crypto-erase the watchlist: destroy its key, then delete the database files."""
-    return erase_db(Path(data_dir) / DB_NAME, key_provider)
+    return erase_db(db_path(data_dir, WATCHLIST), key_provider)

@@ -1,5 +1,6 @@
 """Signed commands to the running daemon over a real TLS Mosquitto: a revoke stops matching at once, erases
-the watchlist, ends the deployment and acks; a forged one changes nothing. Skips until the daemon is wired
+the watchlist, ends the deployment and acks; a forged, unsigned, altered or replayed one changes nothing and is
+refused with its reason. Skips until the daemon is wired
 with the safeguards (appliance.daemon.assembly.build_safeguards)."""
 
 from __future__ import annotations
@@ -60,17 +61,23 @@ def wait(pred, timeout=20.0):
 
 
 def test_revoke_on_the_running_daemon(daemon):
-    app, sender, _ = daemon
+    app, sender, sk = daemon
     app.safeguards.deployments.start(request(Clock()), source="console")
     assert wait(lambda: app.counters.snapshot().get("looks_embedded", 0) > 0), app.counters.snapshot()
     assert app.matching_enabled()
 
+    # Forged (another key), unsigned, altered after signing: each refused with its reason, nothing changes.
     forged = sign_command(Ed25519PrivateKey.generate(), build_command("revoke_watchlist", "van-01"))
-    ack = sender.send_envelope("van-01", forged)
-    assert (ack["status"], ack["reason"]) == ("refused", "unknown_key")
-    assert app.matching_enabled() and app.watchlist.meta() is not None
+    unsigned = {k: v for k, v in sign_command(sk, build_command("revoke_watchlist", "van-01")).items() if k != "sig"}
+    altered = sign_command(sk, build_command("end_deployment", "van-01"))
+    altered["command"] = {**altered["command"], "type": "revoke_watchlist"}
+    for envelope, reason in ((forged, "unknown_key"), (unsigned, "unsigned"), (altered, "bad_signature")):
+        ack = sender.send_envelope("van-01", envelope)
+        assert (ack["status"], ack["reason"]) == ("refused", reason), ack
+        assert app.matching_enabled() and app.watchlist.meta() is not None
 
-    ack = sender.send("van-01", "revoke_watchlist", {"reason": "authority withdrawn"})
+    revoke = sign_command(sk, build_command("revoke_watchlist", "van-01", {"reason": "authority withdrawn"}))
+    ack = sender.send_envelope("van-01", revoke)
     assert ack["status"] == "done", ack
     assert not app.matching_enabled() and app.matcher.gallery.n_subjects == 0
     assert app.watchlist.meta() is None and app.watchlist.counts() == (0, 0)
@@ -79,8 +86,11 @@ def test_revoke_on_the_running_daemon(daemon):
     before = app.counters.snapshot().get("looks_embedded", 0)
     time.sleep(1.5)
     assert app.counters.snapshot().get("looks_embedded", 0) == before  # nothing embedded any more
+    ack = sender.send_envelope("van-01", revoke)  # the same signed envelope again: a replay
+    assert (ack["status"], ack["reason"]) == ("refused", "replayed"), ack
     kinds = [r[0] for r in app.events.db.conn.execute("SELECT kind FROM audit ORDER BY seq")]
-    assert kinds[-4:] == ["command.refused", "command.accepted", "deployment.ended", "revocation"], kinds
+    assert kinds[-7:] == ["command.refused", "command.refused", "command.refused", "command.accepted",
+                          "deployment.ended", "revocation", "command.refused"], kinds
     assert app.safeguards.audit.verify().ok
     ended = [json.loads(r[0]) for r in app.events.db.conn.execute(
         "SELECT payload FROM outbox WHERE topic = 'deployments' ORDER BY id")][-1]

@@ -9,7 +9,7 @@ import pytest
 
 from appliance.cli.main import main
 from appliance.config import load_config
-from appliance.storage import key_provider_from_config, open_db
+from appliance.storage import DATABASES, key_provider_from_config, open_db
 
 
 @pytest.fixture
@@ -68,14 +68,18 @@ def test_force_makes_new_keys_and_crypto_erases_the_old_databases(setup, capsys)
     rc, first = _run(capsys, *args)
     assert rc == 0
     cfg = load_config(config)
-    db = open_db(tmp_path / "data" / "events.db", key_provider_from_config(cfg))
-    db["t"].insert({"x": 1})
-    db.close()
+    for label in DATABASES:  # every database of the device, officers.db included (storage/databases.py)
+        db = open_db(tmp_path / "data" / f"{label}.db", key_provider_from_config(cfg))
+        db["t"].insert({"x": 1})
+        db.close()
+    assert any(f"created database key '{label}'" in a for a in first["actions"] for label in DATABASES)
     rc, second = _run(capsys, *args, "--force")
     assert rc == 0
     assert second["public_keys"]["x25519"]["key_id"] != first["public_keys"]["x25519"]["key_id"]
     assert second["tls"]["spki_sha256"] != first["tls"]["spki_sha256"]
-    assert not (tmp_path / "data" / "events.db").exists()
+    for label in DATABASES:
+        assert not (tmp_path / "data" / f"{label}.db").exists(), label
+    assert DATABASES == ("watchlist", "events", "officers")
     assert any("destroyed" in a for a in second["actions"])
 
 

@@ -12,8 +12,10 @@ import pytest
 from appliance.cli.main import main
 from appliance.config import load_config
 from appliance.device import selftest
-from appliance.device.selftest import FAIL, PASS, SKIP, parse_broker_url, run_check, run_selftest
+from appliance.device.selftest import FAIL, PASS, SKIP, run_check, run_selftest
 from appliance.errors import ApplianceError, ModelError
+from appliance.sync.broker_url import parse_broker_url
+from appliance.sync.mqtt import MqttSettings
 
 
 def _config(tmp_path: Path, **sections):
@@ -44,19 +46,25 @@ def test_unknown_check_names_are_refused(tmp_path):
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("mqtts://broker.example", ("mqtts", "broker.example", 8883)),
-        ("mqtts://10.0.0.5:18883", ("mqtts", "10.0.0.5", 18883)),
-        ("mqtt://localhost", ("mqtt", "localhost", 1883)),
+        ("mqtts://broker.example", ("broker.example", 8883, True)),
+        ("mqtts://10.0.0.5:18883", ("10.0.0.5", 18883, True)),
+        ("mqtt://localhost", ("localhost", 1883, False)),
     ],
 )
 def test_broker_urls(url, expected):
-    assert parse_broker_url(url) == expected
+    """One parser for the self-test, provisioning and the MQTT connection (appliance/sync/broker_url.py)."""
+    b = parse_broker_url(url)
+    assert (b.host, b.port, b.tls) == expected
+    s = MqttSettings.from_url(url, "c")
+    assert (s.host, s.port, s.tls) == expected
 
 
 @pytest.mark.parametrize("url", ["http://x", "mqtts://", "broker:8883", "mqtts://h:notaport"])
 def test_bad_broker_urls(url):
-    with pytest.raises(ApplianceError):
+    with pytest.raises(ApplianceError, match="broker URL"):
         parse_broker_url(url)
+    with pytest.raises(ApplianceError, match="broker URL"):
+        MqttSettings.from_url(url, "c")
 
 
 def test_plain_mqtt_fails_the_broker_check(tmp_path):
@@ -119,6 +127,12 @@ def test_database_key_without_provisioning_fails_then_a_loose_key_file_fails(tmp
     key.chmod(stat.S_IRUSR | stat.S_IWUSR)
     r = run_check("database_key", selftest.check_database_key, cfg)
     assert r.status == PASS and "no database created yet" in r.reason
+    # officers.db is checked like the others (one list: appliance/storage/databases.py)
+    officers = keys / "officers.key"
+    officers.write_text(os.urandom(32).hex() + "\n")
+    officers.chmod(0o644)
+    r = run_check("database_key", selftest.check_database_key, cfg)
+    assert r.status == FAIL and "officers" in r.reason and "0644" in r.reason
 
 
 def test_no_watchlist_yet_is_a_skip_not_a_failure(tmp_path):
