@@ -152,12 +152,16 @@ def compare_embeddings(x86: dict, arm: dict, threshold: float) -> dict:
     as_ = {n: arm["faces"][n] for n in names}
     xp, ap = pair_scores(xs), pair_scores(as_)
     flips = sum((x >= threshold) != (a >= threshold) for (_, x), (_, a) in zip(xp, ap, strict=True))
-    diff = max((abs(x - a) for (_, x), (_, a) in zip(xp, ap, strict=True)), default=0.0)
+    diffs = [abs(x - a) for (_, x), (_, a) in zip(xp, ap, strict=True)]
+    diff = max(diffs, default=0.0)
     return {
         "faces_compared": len(cos), "no_face_x86": sum(v is None for v in x86["faces"].values()),
         "no_face_arm64": sum(v is None for v in arm["faces"].values()),
         "embedding_cosine_min": round(min(cos), 5), "embedding_cosine_median": round(statistics.median(cos), 5),
-        "threshold": threshold, "pair_score_max_abs_diff": round(diff, 5), "pairs_crossing_threshold": flips,
+        "threshold": threshold, "pairs": len(diffs), "pair_score_max_abs_diff": round(diff, 5),
+        "pair_score_median_abs_diff": round(float(np.median(diffs)), 5) if diffs else 0.0,
+        "pair_score_p99_abs_diff": round(float(np.percentile(diffs, 99)), 5) if diffs else 0.0,
+        "pairs_crossing_threshold": flips,
         "x86": _summary(xp, threshold), "arm64": _summary(ap, threshold),
         "ok": min(cos) >= EMBED_COSINE_MIN and diff <= SCORE_DIFF_MAX and flips == 0,
     }
@@ -170,7 +174,47 @@ def _summary(pairs: list[tuple[bool, float]], threshold: float) -> dict:
             "mated_median": round(statistics.median(mated), 4),
             "mated_at_or_above_threshold": sum(s >= threshold for s in mated),
             "non_mated_pairs": len(non_mated), "non_mated_max": round(max(non_mated), 4),
-            "non_mated_at_or_above_threshold": sum(s >= threshold for s in non_mated)}
+            "non_mated_at_or_above_threshold": sum(s >= threshold for s in non_mated),
+            "closest_to_threshold": round(min(abs(v - threshold) for _, v in pairs), 4)}
+
+
+def manifest_evidence(emb: dict, x86_emb: dict, arm_emb: dict, command: str, measured_at: str) -> dict:
+    """`[models.<id>.calibration.evidence.arch.<machine>]`: what the comparison showed, for the manifest.
+
+    appliance/vision/fingerprint.py (machine_difference) treats the architecture as covered by this table when
+    it is for the same embedder file and threshold and no pair crossed the threshold. What 50 faces can
+    show: that the arithmetic agrees (every embedding, every pair's score within the drift below, no pair
+    across the threshold). What they cannot: an FPIR or FMR on this architecture (1,200 non-mated pairs
+    bound nothing at 1e-3 per probe); the threshold's interval comes from the x86 calibration, and a score
+    within the max drift of the threshold may fall on the other side here."""
+    from appliance.vision.fingerprint import pipeline_fingerprint
+
+    return {
+        "reference_machine": x86_emb["machine"],
+        "embedder": pipeline_fingerprint(load_config(None, {}))["embedder"],
+        "threshold": emb["threshold"],
+        "faces": emb["faces_compared"],
+        "pairs": emb["pairs"],
+        "mated_pairs": emb["arm64"]["mated_pairs"],
+        "non_mated_pairs": emb["arm64"]["non_mated_pairs"],
+        "embedding_cosine_min": emb["embedding_cosine_min"],
+        "embedding_cosine_median": emb["embedding_cosine_median"],
+        "pair_score_max_abs_diff": emb["pair_score_max_abs_diff"],
+        "pair_score_median_abs_diff": emb["pair_score_median_abs_diff"],
+        "pair_score_p99_abs_diff": emb["pair_score_p99_abs_diff"],
+        "pairs_crossing_threshold": emb["pairs_crossing_threshold"],
+        "mated_at_or_above_threshold": emb["arm64"]["mated_at_or_above_threshold"],
+        "mated_at_or_above_threshold_reference": emb["x86"]["mated_at_or_above_threshold"],
+        "non_mated_at_or_above_threshold": emb["arm64"]["non_mated_at_or_above_threshold"],
+        "non_mated_at_or_above_threshold_reference": emb["x86"]["non_mated_at_or_above_threshold"],
+        "non_mated_max": emb["arm64"]["non_mated_max"],
+        "closest_to_threshold": emb["arm64"]["closest_to_threshold"],
+        "python": arm_emb["python"],
+        "command": command,
+        "measured_at": measured_at,
+        "scope": "the arithmetic agrees on 50 LFW faces (1225 pairs); no FPIR/FMR on this architecture: those "
+                 "come from the reference calibration",
+    }
 
 
 def markdown(det_rows: list[dict], emb: dict, x86_emb: dict, arm_emb: dict) -> str:
@@ -203,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("x86", type=Path, help="folder with embed.json and detect.jsonl recorded on x86_64")
     c.add_argument("arm64", type=Path, help="the same recorded on arm64")
     c.add_argument("--markdown", type=Path, help="write the tables here too")
+    c.add_argument("--evidence", type=Path,
+                   help="write the manifest table [models.<id>.calibration.evidence.arch.<machine>] here (TOML)")
+    c.add_argument("--cpu", default="", help="the CPU the arm64 record ran on, for the evidence (e.g. "
+                   "'cortex-a76 under qemu-user')")
     args = ap.parse_args(argv)
     if args.cmd == "embed":
         r = record_embeddings(args.out)
@@ -219,6 +267,18 @@ def main(argv: list[str] | None = None) -> int:
         args.markdown.write_text(md + "\n")
     print(md)
     print(json.dumps({"detections_ok": det_ok, "embeddings": emb}, indent=1))
+    if args.evidence:
+        import datetime
+
+        import tomli_w
+
+        arch = manifest_evidence(emb, xe, ae, "make arm64-test; python -m appliance.devtools.arch_compare "
+                                 "compare out/arm64-compare/x86_64 out/arm64-compare/aarch64 --evidence FILE",
+                                 datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        if args.cpu:
+            arch["cpu"] = args.cpu
+        args.evidence.write_text(tomli_w.dumps({"models": {xe["model"]: {"calibration": {"evidence": {
+            "arch": {ae["machine"]: arch}}}}}}))
     return 0 if det_ok and emb["ok"] else 1
 
 

@@ -7,8 +7,9 @@ control room's broker, configured from deploy/mosquitto/), and a root shell on a
 "technician". Network: user-mode, restrict=on, only hostfwd ports on 127.0.0.1.
 
 1. The technician's steps: provision.toml (device id, broker, control-room key, CA, officer, camera = a replay
-   clip) on the boot partition (mtools, no mount); boot. First boot provisions, removes the file, writes the
-   CSR to the boot partition, runs the self-test, and appliance.service starts.
+   clip) on the boot partition (mtools, no mount); the image on a disk 2 GiB larger (qemu-img resize); boot.
+   The root partition and file system grow to fill the disk; first boot provisions, removes the file, writes
+   the CSR to the boot partition, runs the self-test, and appliance.service starts.
 2. The CSR is signed with the broker CA and given back as device.crt; the first-boot unit installs it.
 3. Checks: systemd has the unit active, Type=notify, watchdog timestamps advancing; the van's status reaches
    `appliance control listen` here over TLS with its own certificate; a watchlist built and signed here is
@@ -58,6 +59,7 @@ DEVICE, OFFICER, PIN = "van-07", "4711", "246810"
 WATCHED = "Alan_Ball"  # on the watchlist (first LFW photo) and in the clip (second photo)
 PASSER_BY = "Adam_Sandler"
 CLI = [sys.executable, "-m", "appliance"]
+GROW_MIB = 2048  # the test's disk is the image plus this: the first boot grows the root into it
 
 
 def log(msg: str) -> None:
@@ -116,6 +118,13 @@ def build_test_image(image: Path, pki: Path) -> float:
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     log(r.stderr.strip().splitlines()[-1])
     return time.monotonic() - t0
+
+
+def image_root_partition_bytes(image: Path) -> int:
+    """The size of the root partition (the second) as build-image.sh made it."""
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], check=True, capture_output=True,
+                                      text=True).stdout)["partitiontable"]
+    return table["partitions"][1]["size"] * table.get("sectorsize", 512)
 
 
 def mcopy(image: Path, src: Path, dest: str) -> None:
@@ -219,6 +228,11 @@ pin = "{PIN}"
                     (pki / "ca.crt", "ca.crt"), (WORK / "street.mp4", "street.mp4")):
         mcopy(image, f, f"/appliance/{dest}")
 
+    # The technician writes the image to a larger disk: the first boot must grow the root to fill it.
+    root_bytes = image_root_partition_bytes(image)
+    subprocess.run(["qemu-img", "resize", "-q", "-f", "raw", str(image), f"+{GROW_MIB}M"], check=True)
+    disk_bytes = image.stat().st_size
+
     vm = Vm(image, WORK, {"broker": 8883, "console": 8080})  # the console: HTTPS on its default port
     t0 = time.monotonic()
     vm.start()
@@ -230,7 +244,8 @@ pin = "{PIN}"
         timings["boot to first-boot self-test done (s)"] = time.monotonic() - t0
         log("first boot done:\n" + "\n".join(ln for ln in vm.console().splitlines() if "appliance-firstboot" in ln))
         shell = Shell(vm.shell_sock, timeout=600)
-        yield {"vm": vm, "shell": shell, "pki": pki, "keys": keys, "timings": timings, "t0": t0}
+        yield {"vm": vm, "shell": shell, "pki": pki, "keys": keys, "timings": timings, "t0": t0,
+               "root_bytes": root_bytes, "disk_bytes": disk_bytes}
     finally:
         vm.poweroff()
         (WORK / "timings.json").write_text(json.dumps(timings, indent=1))
@@ -249,6 +264,25 @@ def test_first_boot_provisioned_and_cleaned_the_boot_partition(booted):
     assert re.search(r"PASS\s+camera", selftest) and re.search(r"PASS\s+models", selftest)
     assert re.search(r"PASS\s+interpreter", selftest) and re.search(r"PASS\s+database_key", selftest)
     assert shell.run("stat -c '%U %a' /etc/appliance/appliance.toml") == "root 640"
+
+
+def test_the_root_grew_to_fill_the_disk(booted):
+    """qemu-img resize made the disk GROW_MIB larger than the image: the root partition and its file system
+    fill it after the first boot (appliance-growroot.service: growpart, resize2fs)."""
+    vm, shell = booted["vm"], booted["shell"]
+    grew = [ln for ln in vm.console().splitlines() if "appliance-growroot" in ln]
+    log("grow root:\n" + "\n".join(grew))
+    fs_bytes = int(shell.run("findmnt -bno SIZE /"))
+    part_bytes = int(shell.run("blockdev --getsize64 $(findmnt -no SOURCE /)"))
+    disk_bytes = int(shell.run("blockdev --getsize64 /dev/vda"))
+    log(f"root partition in the image {booted['root_bytes'] >> 20} MiB; now: partition {part_bytes >> 20} MiB, "
+        f"file system {fs_bytes >> 20} MiB, disk {disk_bytes >> 20} MiB")
+    assert disk_bytes == booted["disk_bytes"]
+    assert part_bytes >= booted["root_bytes"] + (GROW_MIB - 2) * 2**20, (part_bytes, booted["root_bytes"])
+    assert fs_bytes > booted["root_bytes"], (fs_bytes, booted["root_bytes"])  # larger than the image's root
+    # The GPT is whole again (its backup header moved to the disk's new end).
+    log("sfdisk --verify: " + shell.run("sfdisk --verify /dev/vda 2>&1", check=False))
+    assert "already fills" in shell.run("appliance-growroot")  # the next boots: nothing to do
 
 
 def test_boot_to_alert(booted):
@@ -346,8 +380,13 @@ def build_new_wheel(version: str) -> Path:
     """A new build of this source tree: the same code with another version number, as a wheel."""
     src = WORK / "newbuild"
     shutil.rmtree(src, ignore_errors=True)
-    shutil.copytree(PROJECT_ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "out", "reports", "bench",
-                                                                     "*.tflite", "__pycache__", "*.egg-info"))
+    anywhere = shutil.ignore_patterns("*.tflite", "__pycache__", "*.egg-info")
+    top_level = {".venv", ".git", "out", "reports", "bench"}  # not appliance/bench, a package of the build
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        return set(anywhere(folder, names)) | (top_level & set(names) if Path(folder) == PROJECT_ROOT else set())
+
+    shutil.copytree(PROJECT_ROOT, src, ignore=ignore)
     init = src / "appliance" / "__init__.py"
     init.write_text(init.read_text().replace('__version__ = "0.1.0"', f'__version__ = "{version}"'))
     pyproject = src / "pyproject.toml"
