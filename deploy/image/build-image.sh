@@ -69,8 +69,10 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tlfr-van\n::1\tlocalhost ip6-localhost i
 cat > "$R/etc/fstab" <<FSTAB
 # Written by deploy/image/build-image.sh
 UUID=$ROOT_UUID  /          ext4  errors=remount-ro  0 1
-UUID=$ESP_UUID   /boot/efi  vfat  umask=0077,nofail  0 2
+UUID=$ESP_UUID   /boot/efi  vfat  umask=0077,nofail,x-systemd.device-timeout=10min  0 2
 FSTAB
+# The boot partition holds the provisioning file: wait for it longer than systemd's 90 s (a slow card, or
+# udev's first pass under emulation took longer in the image test); nofail keeps a boot without it going.
 mkdir -p "$R/boot/efi" "$R/boot/grub"
 # The build machine's resolver must not ship; the van gets its resolver from its network (DHCP).
 rm -f "$R/etc/resolv.conf" && : > "$R/etc/resolv.conf"

@@ -43,7 +43,7 @@ from outbox_helpers import Proc
 from appliance.devtools.demo import make_watchlist
 from appliance.devtools.street_clip import plan_walkers, render, write_video
 from appliance.paths import PROJECT_ROOT, shared_data_dir
-from appliance.sync.local_broker import DEPLOY, make_pki
+from appliance.sync.local_broker import CONTROL_CA_DIR, DEPLOY, make_pki
 
 pytestmark = [
     pytest.mark.slow,
@@ -88,6 +88,8 @@ def build_test_image(image: Path, pki: Path) -> float:
     certs.mkdir(parents=True)
     for name in ("ca.crt", "server.crt", "server.key"):
         shutil.copy(pki / name, certs / name)
+    # The control room's listener (8884) trusts the control room's own CA (deploy/mosquitto/mosquitto.conf).
+    shutil.copy(pki / CONTROL_CA_DIR / "ca.crt", certs / "control-room-ca.crt")
     conf = (DEPLOY / "mosquitto.conf").read_text()
     (overlay / "etc/mosquitto/mosquitto.conf").write_text(conf + "\nlog_dest syslog\n")
     shutil.copy(DEPLOY / "lfr.acl", overlay / "etc/mosquitto/lfr.acl")
@@ -233,10 +235,12 @@ pin = "{PIN}"
     subprocess.run(["qemu-img", "resize", "-q", "-f", "raw", str(image), f"+{GROW_MIB}M"], check=True)
     disk_bytes = image.stat().st_size
 
-    vm = Vm(image, WORK, {"broker": 8883, "console": 8080})  # the console: HTTPS on its default port
+    # The broker's two listeners (vans 8883, the control room 8884) and the console (HTTPS, its default port).
+    vm = Vm(image, WORK, {"broker": 8883, "control": 8884, "console": 8080})
     t0 = time.monotonic()
     vm.start()
-    log(f"qemu started: broker on 127.0.0.1:{vm.ports['broker']}, console on 127.0.0.1:{vm.ports['console']}")
+    log(f"qemu started: broker on 127.0.0.1:{vm.ports['broker']} (control room {vm.ports['control']}), "
+        f"console on 127.0.0.1:{vm.ports['console']}")
     try:
         vm.wait_console(r"appliance-firstboot: removed provision\.toml", 3600)
         timings["boot to provisioned (s)"] = time.monotonic() - t0
@@ -320,9 +324,10 @@ def test_boot_to_alert(booted):
     assert s2["NRestarts"] == s["NRestarts"], "the unit restarted (watchdog or crash)"
 
     # The control room listens here, through the forwarded broker port, with its own certificate.
-    rx = Proc([*CLI, "control", "listen", "--broker", f"mqtts://127.0.0.1:{vm.ports['broker']}", "--db",
+    room = pki / CONTROL_CA_DIR  # the control room's certificate, from its own CA
+    rx = Proc([*CLI, "control", "listen", "--broker", f"mqtts://127.0.0.1:{vm.ports['control']}", "--db",
                str(WORK / "control.db"), "--db-keys", str(WORK / "control-keys"), "--ca", str(pki / "ca.crt"),
-               "--cert", str(pki / "control-room.crt"), "--key", str(pki / "control-room.key")], "control-room")
+               "--cert", str(room / "control-room.crt"), "--key", str(room / "control-room.key")], "control-room")
     try:
         rx.wait_line(rf" {DEVICE} status (starting|running|degraded)", 600)
         broker_log = shell.run(f"journalctl -u mosquitto -o cat | grep -i '{DEVICE}' | tail -n 3", check=False)
@@ -338,9 +343,9 @@ def test_boot_to_alert(booted):
                   str(keys / "control-room.ed25519.key"), "--recipient", f"{DEVICE}={x25519}", "--valid-days", "7",
                   "--allow-refusals", "--json")
         t1 = time.monotonic()
-        appliance("watchlist", "publish", str(bundle), "--broker", f"mqtts://127.0.0.1:{vm.ports['broker']}",
-                  "--device", DEVICE, "--ca", str(pki / "ca.crt"), "--cert", str(pki / "control-room.crt"),
-                  "--key", str(pki / "control-room.key"), "--wait-ack", "900", timeout=1000)
+        appliance("watchlist", "publish", str(bundle), "--broker", f"mqtts://127.0.0.1:{vm.ports['control']}",
+                  "--device", DEVICE, "--ca", str(pki / "ca.crt"), "--cert", str(room / "control-room.crt"),
+                  "--key", str(room / "control-room.key"), "--wait-ack", "900", timeout=1000)
         timings["watchlist publish to applied (s)"] = time.monotonic() - t1
         rx.wait_line(rf" {DEVICE} watchlist applied image-test v1", 120)
 
