@@ -47,3 +47,22 @@ def test_another_architecture_is_covered_only_by_evidence_measured_there():
     # Evidence for arm64 says nothing about another architecture.
     assert machine_difference(covered, {**running, "machine": "riscv64"}, 0.6).startswith("machine riscv64")
 
+
+
+def test_the_shipped_manifest_covers_aarch64_for_the_default_embedder():
+    from appliance.runtime.manifest import load_manifest
+
+    spec = load_manifest().default("embedder")
+    running = {**pipeline_fingerprint(load_config(None)), "machine": "aarch64"}
+    assert machine_difference(spec.calibration.evidence, running, spec.calibration.threshold) is None
+
+
+def test_a_changed_setting_or_model_is_a_change():
+    running = pipeline_fingerprint(load_config(None))
+    other = pipeline_fingerprint(load_config(None, {"models.embed_flip": False}))
+    assert any(d.startswith("preprocessing") for d in pipeline_differences(running, other))
+
+
+def test_a_calibration_without_a_fingerprint_says_so():
+    (line,) = pipeline_differences(None, pipeline_fingerprint(load_config(None)))
+    assert "does not record its pipeline" in line
