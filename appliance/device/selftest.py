@@ -170,8 +170,12 @@ def check_pipeline(config: Config) -> tuple[str, dict]:
         raise _Fail(f"threshold {cal.threshold} of {embedder.id} was calibrated on another pipeline: "
                     f"{'; '.join(differences)}; install from the lock or recalibrate (docs/install.md)")
     running = pipeline_fingerprint(config)
+    arch = (cal.evidence.get("arch") or {}).get(running["machine"]) if isinstance(cal.evidence, dict) else None
+    on = (f"; on {running['machine']} by the manifest's {running['machine']} evidence (pair scores within "
+          f"{arch.get('pair_score_max_abs_diff')} of {arch.get('reference_machine')}'s, none across the threshold)"
+          if arch else "")
     return (f"threshold {cal.threshold} was calibrated on this pipeline (numpy {running['numpy']}, OpenCV "
-            f"{running['opencv']}, {running['interpreter']}, model files by sha256, same settings)"), running
+            f"{running['opencv']}, {running['interpreter']}, model files by sha256, same settings){on}"), running
 
 
 # --- storage -------------------------------------------------------------------------------------------------

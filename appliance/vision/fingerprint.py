@@ -6,8 +6,13 @@ distribution a little: JPEG decoding and resizing (OpenCV), the similarity warp 
 prepare a face. `appliance eval --calibrate` writes this fingerprint into the manifest's evidence; the
 self-test and the daemon's start compare it with what is running and say plainly what differs.
 
-`python` and `machine` are recorded but not compared: every Pi differs from the x86 build machine there,
-and the arm64 check (docs/install.md) measures whether that moves the scores.
+`python` is recorded but not compared. `machine` is not compared as a library is: another CPU architecture
+runs other kernels (XNNPACK's NEON against AVX2), and its scores drift a little from those the threshold was
+measured on (docs/install.md, "x86 against arm64"). A van on another architecture than the calibration's is
+covered only when the manifest carries evidence measured there, `[calibration.evidence.arch.<machine>]`
+(written by `python -m appliance.devtools.arch_compare compare ... --evidence`), for this embedder file and
+this threshold, with no pair of its faces on the other side of the threshold; otherwise that is one
+difference of its own (machine_difference).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from appliance.config import Config
 from appliance.runtime.manifest import ONNXRUNTIME, ModelSpec, load_manifest, sha256_of
 from appliance.vision.align import ARCFACE_TEMPLATE
 
-INFORMATIONAL = ("python", "machine")  # recorded, never a reason to warn
+INFORMATIONAL = ("python", "machine")  # not compared as versions are (machine: machine_difference)
 
 
 def _dist_version(name: str) -> str | None:
@@ -97,14 +102,43 @@ def pipeline_differences(calibrated: dict[str, Any] | None, running: dict[str, A
     return out
 
 
-def calibrated_fingerprint(embedder_spec: ModelSpec) -> dict[str, Any] | None:
+def _evidence(embedder_spec: ModelSpec) -> dict[str, Any]:
     cal = embedder_spec.calibration
-    evidence = cal.evidence if cal is not None and isinstance(cal.evidence, dict) else {}
-    return evidence.get("pipeline")
+    return cal.evidence if cal is not None and isinstance(cal.evidence, dict) else {}
+
+
+def calibrated_fingerprint(embedder_spec: ModelSpec) -> dict[str, Any] | None:
+    return _evidence(embedder_spec).get("pipeline")
+
+
+def machine_difference(evidence: dict[str, Any], running: dict[str, Any], threshold: float) -> str | None:
+    """None when the threshold is evidenced on the running CPU architecture: the one it was calibrated on, or
+    one with `evidence.arch.<machine>` for the same embedder file and threshold and no pair crossing it."""
+    calibrated_on = (evidence.get("pipeline") or {}).get("machine")
+    machine = running["machine"]
+    if calibrated_on is None or machine == calibrated_on:
+        return None
+    arch = (evidence.get("arch") or {}).get(machine)
+    how = "make arm64-test, then arch_compare --evidence; docs/install.md"
+    if not isinstance(arch, dict):
+        return (f"machine {machine} (calibrated on {calibrated_on}; the manifest has no evidence that the scores "
+                f"hold on {machine}: {how})")
+    if arch.get("embedder") != running["embedder"]:
+        return f"machine {machine} (its evidence is for {arch.get('embedder')}, not this embedder file: {how})"
+    if not isinstance(arch.get("threshold"), (int, float)) or abs(arch["threshold"] - threshold) > 1e-9:
+        return f"machine {machine} (its evidence was measured at threshold {arch.get('threshold')}: {how})"
+    if arch.get("pairs_crossing_threshold", -1) != 0:
+        return (f"machine {machine} (its evidence has {arch.get('pairs_crossing_threshold')} pair(s) on the other "
+                f"side of the threshold than on {calibrated_on})")
+    return None
 
 
 def pipeline_warning(config: Config, embedder_spec: ModelSpec) -> list[str]:
-    """The differences between the running pipeline and the one the embedder's threshold was calibrated on."""
+    """The differences between the running pipeline and the one the embedder's threshold was calibrated on,
+    the CPU architecture included (machine_difference)."""
     if embedder_spec.calibration is None:
         return []  # no calibrated threshold: matcher.threshold is set by hand, and says so itself
-    return pipeline_differences(calibrated_fingerprint(embedder_spec), pipeline_fingerprint(config))
+    running = pipeline_fingerprint(config)
+    out = pipeline_differences(calibrated_fingerprint(embedder_spec), running)
+    machine = machine_difference(_evidence(embedder_spec), running, embedder_spec.calibration.threshold)
+    return out + ([machine] if machine else [])

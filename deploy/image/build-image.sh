@@ -11,12 +11,14 @@
 #
 # In the image: appliance.service enabled (hardened, Type=notify, watchdog), starting only once provisioned;
 # appliance-firstboot.service, which provisions from appliance/provision.toml on the boot partition
-# (docs/install.md); systemd-networkd with DHCP on wired interfaces; no login (root is locked), no SSH;
-# mosquitto installed (the package) but disabled. ROOT_DIR is left as it was: the image is built from a copy.
+# (docs/install.md); appliance-growroot.service, which grows the root partition to fill the disk it is
+# written to (growpart + resize2fs, every boot, a no-op once it does); systemd-networkd with DHCP on wired
+# interfaces; no login (root is locked), no SSH; mosquitto installed (the package) but disabled. ROOT_DIR is
+# left as it was: the image is built from a copy.
 # No loop device or mount is needed: mke2fs -d fills the root file system, mtools the FAT partition.
 set -euo pipefail
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { printf 'build-image: error: %s\n' "$*" >&2; exit 2; }
 say() { printf 'build-image: %s\n' "$*" >&2; }
 
@@ -67,14 +69,19 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tlfr-van\n::1\tlocalhost ip6-localhost i
 cat > "$R/etc/fstab" <<FSTAB
 # Written by deploy/image/build-image.sh
 UUID=$ROOT_UUID  /          ext4  errors=remount-ro  0 1
-UUID=$ESP_UUID   /boot/efi  vfat  umask=0077,nofail  0 2
+UUID=$ESP_UUID   /boot/efi  vfat  umask=0077,nofail,x-systemd.device-timeout=10min  0 2
 FSTAB
+# The boot partition holds the provisioning file: wait for it longer than systemd's 90 s (a slow card, or
+# udev's first pass under emulation took longer in the image test); nofail keeps a boot without it going.
 mkdir -p "$R/boot/efi" "$R/boot/grub"
 # The build machine's resolver must not ship; the van gets its resolver from its network (DHCP).
 rm -f "$R/etc/resolv.conf" && : > "$R/etc/resolv.conf"
 install -m 0644 "$FILES/20-wired.network" "$R/etc/systemd/network/20-wired.network"
 install -m 0644 "$FILES/appliance-firstboot.service" "$R/etc/systemd/system/appliance-firstboot.service"
 install -m 0755 "$SRC/deploy/image/appliance-upgrade" "$R/usr/local/sbin/appliance-upgrade"
+install -m 0755 "$FILES/appliance-growroot" "$R/usr/local/sbin/appliance-growroot"
+install -m 0644 "$FILES/appliance-growroot.service" "$R/etc/systemd/system/appliance-growroot.service"
+[[ -x $R/usr/bin/growpart ]] || die "growpart missing in $ROOT (cloud-guest-utils): rebuild it with build-root.sh"
 install -d "$R/etc/systemd/system/appliance.service.d"
 install -m 0644 "$FILES/image.conf" "$R/etc/systemd/system/appliance.service.d/image.conf"
 # Debian keeps /vmlinuz and /initrd.img pointing at the newest kernel; without them, name this one.
@@ -90,7 +97,7 @@ passwd_field=$(awk -F: '$1=="root"{print $2}' "$R/etc/shadow")
 [[ $passwd_field == '*' || $passwd_field == '!'* ]] || die "root has a password in the root file system"
 
 systemctl --root="$R" enable systemd-networkd.service systemd-networkd-wait-online.service \
-    appliance-firstboot.service appliance.service >/dev/null 2>&1
+    appliance-growroot.service appliance-firstboot.service appliance.service >/dev/null 2>&1
 systemctl --root="$R" disable mosquitto.service >/dev/null 2>&1 || true
 systemctl --root="$R" is-enabled appliance.service >/dev/null || die "appliance.service is not enabled"
 

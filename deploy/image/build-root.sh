@@ -40,6 +40,7 @@ IMAGE_PACKAGES=(
     linux-image-arm64 initramfs-tools                   # Debian's arm64 kernel (EFI stub) and initramfs
     grub-efi-arm64-bin                                  # a standalone GRUB EFI binary for the ESP
     e2fsprogs dosfstools                                # fsck of the root and the boot partition at boot
+    cloud-guest-utils                                   # growpart: first boot grows the root partition
     mosquitto openssl                                   # the broker for the boot-to-alert test; certificates
 )
 mapfile -t DEVICE_PACKAGES < <("$SRC/deploy/system-packages.sh" --list device debian)

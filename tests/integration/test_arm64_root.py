@@ -207,7 +207,8 @@ def test_detections_and_embeddings_agree_with_x86():
     shutil.copy(MERGED / "var/tmp/embed.json", arm / "embed.json")
 
     r = subprocess.run([sys.executable, "-m", "appliance.devtools.arch_compare", "compare", str(x86), str(arm),
-                        "--markdown", str(OUT / "compare.md")], capture_output=True, text=True)
+                        "--markdown", str(OUT / "compare.md"), "--evidence", str(OUT / "evidence-aarch64.toml"),
+                        "--cpu", "cortex-a76 under qemu-user (TCG)"], capture_output=True, text=True)
     print(r.stdout)
     assert platform.machine() == "x86_64"
     assert r.returncode == 0, "x86 and arm64 disagree beyond the tolerances:\n" + r.stdout + r.stderr
