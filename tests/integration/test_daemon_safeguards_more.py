@@ -12,37 +12,39 @@ console's real HTTP API on its own port), not on the component that implements t
   `appliance audit verify` passes, `export` + `verify-export` pass with the public key alone, and altering
   one row makes `verify` name that entry.
 
-One daemon serves the whole module (the last test stops it). The alert is committed to the daemon's own
-events store (the store its alert path writes to) for one of its watchlist's subjects: the synthetic list of
-accountability_helpers.provision_device matches no real face, which keeps the camera from adding alerts.
+One daemon serves the whole module (the last test stops it). Its watchlist holds LFW faces applied through
+the signed bundle path; its camera shows those people in other photos, so the alerts decided on are ones the
+daemon raised itself.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from types import SimpleNamespace
 
+import cv2
 import httpx
 import pytest
 from accountability_helpers import open_events, provision_device
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from mosquitto_fixtures import free_port
 from test_audit_cli import tamper
 
 from appliance.audit.chain import iter_entries
 from appliance.cli.main import main
 from appliance.config import load_config
+from appliance.daemon.assembly import open_store
 from appliance.daemon.service import Appliance
 from appliance.decisions.confirmation import outcome
-from appliance.events.models import Alert
 from appliance.officers.store import OfficerStore
 from appliance.storage import KeyFileProvider
+from appliance.watchlist.builder import build_bundle
+from appliance.watchlist.bundle import open_bundle
 
 OFFICERS = {"PC1234": "246813", "PS5678": "135792"}
 DPIA = "DPIA-2026-014"
-JPEG = b"\xff\xd8\xff\xe0" + b"c" * 800 + b"\xff\xd9"
 
 
 def _wait(pred, timeout: float, what: str):
@@ -56,10 +58,21 @@ def _wait(pred, timeout: float, what: str):
 
 
 @pytest.fixture(scope="module")
-def van(tmp_path_factory, lfw_dir):
+def van(tmp_path_factory, lfw_watchlist, pipeline):
     tmp = tmp_path_factory.mktemp("van")
-    _, cfg, _ = provision_device(tmp, deployment={"two_officer_confirmation": True})
+    _, cfg, sk = provision_device(tmp, n_subjects=0, deployment={"two_officer_confirmation": True})
     data = tmp / "data"
+    # The watchlist through the real path (enrolled LFW faces, signed, encrypted to the device, applied); the
+    # camera shows each subject in another photo of them, a few frames each, looping.
+    entries, probes = lfw_watchlist
+    dx = X25519PrivateKey.generate()
+    built = build_bundle(entries, tmp / "wl.lfrwl", watchlist_id="test-watchlist", model_id=pipeline.model_id,
+                         signing_key=sk, recipients=[("van-01", dx.public_key())], version=1)
+    store = open_store(load_config(cfg))
+    try:
+        store.apply(open_bundle(built.path, sk.public_key(), "van-01", dx), model_id=pipeline.model_id)
+    finally:
+        store.close()
     officers = OfficerStore.open(data, KeyFileProvider(data / "keys"))
     try:
         for officer, pin in OFFICERS.items():
@@ -68,8 +81,9 @@ def van(tmp_path_factory, lfw_dir):
         officers.close()
     camera = tmp / "camera"
     camera.mkdir()
-    for i, name in enumerate(sorted(p.name for p in lfw_dir.iterdir())[:6]):
-        shutil.copy(sorted((lfw_dir / name).glob("*.jpg"))[0], camera / f"{i:03d}.jpg")
+    for i, image in enumerate(probes.values()):
+        for k in range(6):
+            cv2.imwrite(str(camera / f"{i:02d}-{k}.jpg"), image)
     port = free_port()
     base = (cfg.read_text() + f'[capture]\nsource = "{camera}"\nloop = true\nfps = 5.0\n'
             f'[console]\nbind = "127.0.0.1"\nport = {port}\n')
@@ -77,7 +91,7 @@ def van(tmp_path_factory, lfw_dir):
     app = Appliance(load_config(cfg), cfg, with_mqtt=False)
     app.start()
     url = f"http://127.0.0.1:{port}"
-    v = SimpleNamespace(app=app, cfg=cfg, base=base, data=data, url=url, consoles=[])
+    v = SimpleNamespace(app=app, cfg=cfg, base=base, data=data, url=url, consoles=[], n_subjects=len(entries))
     _wait(lambda: _up(url), 30, "the daemon's console")
     try:
         yield v
@@ -136,16 +150,15 @@ def _deployed(van) -> str:
     return van.app.safeguards.deployments.active_id()
 
 
-def _alert(van) -> Alert:
-    """An alert on the daemon's own list, committed to its events store inside the active deployment."""
-    app = van.app
-    meta = app.watchlist.meta()
-    a = Alert(device_id="van-01", subject_id="S-1", category="wanted", score=0.81, threshold=app.threshold,
-              track_id=7, model_id=app.pipeline.model_id, watchlist_id=meta["watchlist_id"],
-              watchlist_version=meta["version"], watchlist_sha256=meta["watchlist_sha256"], crop_jpeg=JPEG,
-              deployment_id=_deployed(van))
-    app.events.add_alert(a)
-    return a
+def _alert(van) -> str:
+    """A real alert the running daemon raised inside the active deployment, not decided yet: its event id."""
+    dep = _deployed(van)
+
+    def undecided():
+        return next((a["event_id"] for a in van.app.events.alerts(limit=50, deployment_id=dep)
+                     if a["latest_decision"] is None), None)
+
+    return _wait(undecided, 90, "the daemon to raise an alert on a watchlist subject")
 
 
 def test_a_deployment_without_a_dpia_reference_is_refused_and_matching_stays_off(van):
@@ -176,9 +189,9 @@ def test_a_deployment_without_a_dpia_reference_is_refused_and_matching_stays_off
 
 def test_two_officers_must_confirm_and_the_same_one_twice_counts_once(van):
     app = van.app
-    a = _alert(van)
+    alert_id = _alert(van)
     first, second = Officer(van, "PC1234"), Officer(van, "PS5678")
-    path = f"/api/alerts/{a.event_id}/decision"
+    path = f"/api/alerts/{alert_id}/decision"
 
     def decide(officer: Officer) -> dict:
         r = officer.post(path, {"decision": "confirm", "note": None})
@@ -186,11 +199,11 @@ def test_two_officers_must_confirm_and_the_same_one_twice_counts_once(van):
         return r.json()["outcome"]
 
     def forwarded() -> list[dict]:
-        return [p for p in _outbox(app, "decisions") if p["alert_id"] == a.event_id]
+        return [p for p in _outbox(app, "decisions") if p["alert_id"] == alert_id]
 
     o = decide(first)
     assert o["state"] == "awaiting_second" and o["confirmed_by"] == ["PC1234"] and o["two_officer"] is True
-    assert second.http.get(f"/api/alerts/{a.event_id}").json()["outcome"]["state"] == "awaiting_second"
+    assert second.http.get(f"/api/alerts/{alert_id}").json()["outcome"]["state"] == "awaiting_second"
     # What reaches the control room is each officer's own decision; on it, the alert is not confirmed yet.
     assert [(p["officer_id"], p["decision"]) for p in forwarded()] == [("PC1234", "confirm")]
     assert not outcome(forwarded(), two_officer=True).forward_as_confirmed
@@ -214,7 +227,7 @@ def test_the_status_gives_the_expected_rate_for_the_list_size_only_at_the_calibr
     cal = app.pipeline.embedder_spec.calibration
     gallery = app.pipeline.embedder_spec.raw["calibration"]["evidence"]["gallery_size"]
     n = app.matcher.gallery.n_subjects
-    assert n == 4 and app.threshold == cal.threshold
+    assert n == van.n_subjects and app.threshold == cal.threshold
     expected = float(f"{1.0 - (1.0 - cal.target_fpir) ** (n / float(gallery)):.4g}")
     pc = Officer(van, "PC1234")
     status = pc.status()
@@ -238,9 +251,9 @@ def test_the_status_gives_the_expected_rate_for_the_list_size_only_at_the_calibr
 
 def test_the_daemons_audit_chain_verifies_exports_and_names_an_altered_entry(van, tmp_path, capsys):
     app = van.app
-    a = _alert(van)
+    alert_id = _alert(van)
     pc = Officer(van, "PC1234")
-    assert pc.post(f"/api/alerts/{a.event_id}/decision", {"decision": "reject", "note": "not him"}).status_code == 201
+    assert pc.post(f"/api/alerts/{alert_id}/decision", {"decision": "reject", "note": "not him"}).status_code == 201
     assert pc.post("/api/deployment/end", {}).status_code == 200
     app.stop()  # the module's daemon: this test is the last one
     cfg, data = str(van.cfg), van.data
