@@ -44,6 +44,7 @@ EVENTS_SCHEMA_PARTS = (AUDIT_SCHEMA, DEPLOYMENTS_SCHEMA, LEGAL_HOLDS_SCHEMA, COM
 def open_events(config: Config, *, create: bool = True) -> EventStore:
     """The events database with every accountability table in it."""
     events = EventStore.open(config.device.data_dir, key_provider_from_config(config), create=create)
+    events.two_officer = config.deployment.two_officer_confirmation  # counters count outcomes, as the console
     return with_accountability_tables(events)
 
 

@@ -18,12 +18,14 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
 
+from appliance.decisions.confirmation import outcome
 from appliance.errors import ApplianceError
 from appliance.events.models import DECISIONS, Alert, Decision, utc_now_iso
 from appliance.events.schemas import check_payload
@@ -128,6 +130,9 @@ class EventStore:
         self._listeners: list[Listener] = []
         self._write_hooks: list[WriteHook] = []
         self._sent_event = threading.Condition(self._lock)
+        # deployment.two_officer_confirmation: the counters then count an alert as confirmed only when two
+        # different officers confirmed it (decisions/confirmation.py), as the console shows it
+        self.two_officer = False
 
     @classmethod
     def open(cls, data_dir: Path, key_provider: KeyProvider, *, create: bool = True) -> EventStore:
@@ -138,7 +143,9 @@ class EventStore:
     def from_config(cls, config) -> EventStore:
         from appliance.storage import key_provider_from_config
 
-        return cls.open(config.device.data_dir, key_provider_from_config(config))
+        store = cls.open(config.device.data_dir, key_provider_from_config(config))
+        store.two_officer = bool(config.deployment.two_officer_confirmation)
+        return store
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the file and truncate it, so no copy of deleted rows stays there.
@@ -299,21 +306,38 @@ class EventStore:
         return [dict(zip(_DECISION_COLS, r, strict=True)) for r in rows]
 
     def counters(self, *, deployment_id: str | None = None) -> dict:
-        """{alerts, confirmed, rejected, unsure, pending, rejected_share}: each alert counts by its latest
-        decision; rejected_share = rejected / decided (None before any decision)."""
+        """{alerts, confirmed, rejected, unsure, pending, rejected_share}: each alert counts by its outcome
+        (decisions/confirmation.py): in one-officer mode its latest decision; in two-officer mode confirmed
+        only when two different officers confirmed it (one confirmation is still pending, a dispute counts
+        as unsure). rejected_share = rejected / decided (None before any decision)."""
         where = "WHERE a.deployment_id = ?" if deployment_id is not None else ""
         args = (deployment_id,) if deployment_id is not None else ()
         with self._lock:
-            rows = self.db.conn.execute(f"""
-                SELECT (SELECT d.decision FROM decisions d WHERE d.alert_id = a.event_id
-                        ORDER BY d.created_at DESC, d.rowid DESC LIMIT 1) AS latest, count(*)
-                FROM alerts a {where} GROUP BY latest""", args).fetchall()
+            if not self.two_officer:
+                rows = self.db.conn.execute(f"""
+                    SELECT (SELECT d.decision FROM decisions d WHERE d.alert_id = a.event_id
+                            ORDER BY d.created_at DESC, d.rowid DESC LIMIT 1) AS latest, count(*)
+                    FROM alerts a {where} GROUP BY latest""", args).fetchall()
+            else:
+                rows = self._two_officer_counts(where, args)
         by = {k: n for k, n in rows}
         c = {"alerts": sum(by.values()), "confirmed": by.get("confirm", 0), "rejected": by.get("reject", 0),
              "unsure": by.get("unsure", 0), "pending": by.get(None, 0)}
         decided = c["confirmed"] + c["rejected"] + c["unsure"]
         c["rejected_share"] = round(c["rejected"] / decided, 4) if decided else None
         return c
+
+    def _two_officer_counts(self, where: str, args: tuple) -> list[tuple[str | None, int]]:
+        decisions: dict[str, list[dict]] = {}
+        for alert_id, officer_id, decision in self.db.conn.execute(f"""
+                SELECT d.alert_id, d.officer_id, d.decision FROM decisions d JOIN alerts a ON a.event_id = d.alert_id
+                {where} ORDER BY d.created_at, d.rowid""", args):
+            decisions.setdefault(alert_id, []).append({"officer_id": officer_id, "decision": decision})
+        total = self.db.conn.execute(f"SELECT count(*) FROM alerts a {where}", args).fetchone()[0]
+        as_latest = {"confirmed": "confirm", "rejected": "reject", "unsure": "unsure", "disputed": "unsure"}
+        counts = Counter(as_latest.get(outcome(ds, two_officer=True).state) for ds in decisions.values())
+        counts[None] += total - len(decisions)  # no decision yet
+        return list(counts.items())
 
     # -- outbox (the publisher) -----------------------------------------------------------------------
     def outbox_backlog(self) -> int:

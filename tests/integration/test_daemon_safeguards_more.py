@@ -201,8 +201,11 @@ def test_two_officers_must_confirm_and_the_same_one_twice_counts_once(van):
     def forwarded() -> list[dict]:
         return [p for p in _outbox(app, "decisions") if p["alert_id"] == alert_id]
 
+    confirmed_before = app.events.counters()["confirmed"]
     o = decide(first)
     assert o["state"] == "awaiting_second" and o["confirmed_by"] == ["PC1234"] and o["two_officer"] is True
+    # the counters (console strip, transparency report) count the outcome, not the latest decision
+    assert app.events.counters()["confirmed"] == confirmed_before
     assert second.http.get(f"/api/alerts/{alert_id}").json()["outcome"]["state"] == "awaiting_second"
     # What reaches the control room is each officer's own decision; on it, the alert is not confirmed yet.
     assert [(p["officer_id"], p["decision"]) for p in forwarded()] == [("PC1234", "confirm")]
@@ -214,6 +217,7 @@ def test_two_officers_must_confirm_and_the_same_one_twice_counts_once(van):
 
     o = decide(second)
     assert o["state"] == "confirmed" and sorted(o["confirmed_by"]) == ["PC1234", "PS5678"]
+    assert app.events.counters()["confirmed"] == confirmed_before + 1
     assert [(p["officer_id"], p["decision"]) for p in forwarded()] == [
         ("PC1234", "confirm"), ("PC1234", "confirm"), ("PS5678", "confirm")]
     assert outcome(forwarded(), two_officer=True).forward_as_confirmed
