@@ -22,6 +22,7 @@ from appliance.evaluation import metrics, tail
 from appliance.evaluation.embed_dataset import embed_dataset
 from appliance.evaluation.lfw import load_dataset
 from appliance.evaluation.protocol import open_set_split
+from appliance.matching.normalise import BackgroundNormaliser
 from appliance.paths import shared_data_dir
 from appliance.vision.background import embed_background
 from appliance.vision.pipeline import FacePipeline
@@ -53,13 +54,9 @@ def load(cache: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return out
 
 
-def top_mean(x: np.ndarray, k: int) -> np.ndarray:
-    return np.partition(x, x.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
-
-
 def candidates(e: np.ndarray, crowd: np.ndarray, gated: np.ndarray) -> dict[str, Score]:
-    def shift(background: np.ndarray, k: int) -> Score:
-        off = 0.5 * top_mean(e @ background.T, k)
+    def shift(background: np.ndarray, k: int) -> Score:  # what ships: matching/normalise.py
+        off = BackgroundNormaliser(background, k).offsets(e)
         return lambda s, p, g: s - off[p][:, None] - off[g][None, :]
 
     def snorm(background: np.ndarray, k: int) -> Score:

@@ -135,7 +135,8 @@ def nonmated_by_quality(tracks: Tracks, scores: np.ndarray, bins: int = 4) -> di
 
 
 def rule_scores(tracks: Tracks, gallery: np.ndarray, gallery_ids: np.ndarray,
-                normaliser: BackgroundNormaliser | None = None) -> Scores:
+                normaliser: BackgroundNormaliser | None = None,
+                top1: tuple[np.ndarray, np.ndarray] | None = None) -> Scores:
     """Per rule: (hit score of each mated track for its true subject, alarm score of each non-mated track).
 
     With a normaliser every score is the adjusted one the van compares with its threshold."""
@@ -146,7 +147,8 @@ def rule_scores(tracks: Tracks, gallery: np.ndarray, gallery_ids: np.ndarray,
         return normaliser.offsets(x) if normaliser is not None else np.zeros(len(x), np.float32)
 
     gallery_off = offsets(gallery)
-    subj, score = look_top1(tracks, gallery, gallery_ids, normaliser)  # (n, looks)
+    # (n, looks); the caller may pass what look_top1 already gave
+    subj, score = top1 if top1 is not None else look_top1(tracks, gallery, gallery_ids, normaliser)
     truth = tracks.truth[:, None]
     m, nm = tracks.mated, ~tracks.mated
     out: Scores = {}
@@ -228,7 +230,8 @@ def evaluate_fusion(pipe: FacePipeline, dataset: Dataset, emb: DatasetEmbeddings
     tracks = embed_looks(pipe, dataset, probes, mated, looks=looks, progress=progress)
     gallery = np.nan_to_num(emb.embeddings[gallery_idx], nan=0.0)
     gallery_ids = np.array(dataset.identity)[gallery_idx]
-    scores = rule_scores(tracks, gallery, gallery_ids, normaliser)
+    top1 = look_top1(tracks, gallery, gallery_ids, normaliser)
+    scores = rule_scores(tracks, gallery, gallery_ids, normaliser, top1)
     # the TPIRs to compare at: what today's rule (1-of-n) reaches at the shipped threshold, then fixed points
     base_hit = scores[f"1-of-{looks}"][0]
     at_threshold = float((base_hit >= threshold).mean())
@@ -254,7 +257,6 @@ def evaluate_fusion(pipe: FacePipeline, dataset: Dataset, emb: DatasetEmbeddings
         "at_equal_tpir": table,
         "at_shipped_threshold": at_shipped,
         "fewest_false_alarms": winner,
-        "non_mated_looks_by_quality": nonmated_by_quality(tracks, look_top1(tracks, gallery, gallery_ids,
-                                                                             normaliser)[1]),
+        "non_mated_looks_by_quality": nonmated_by_quality(tracks, top1[1]),
     }
     return result, {"scores": scores}

@@ -18,13 +18,18 @@ def ceil4(x: float) -> float:
     return math.ceil(x * 1e4) / 1e4
 
 
-def open_set_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(gallery indices, mated probe indices, non-mated probe indices) per the contract."""
+def images_by_identity(dataset: Dataset) -> dict[str, list[int]]:
+    """Image indices of each identity, in dataset order (first-seen identity order)."""
     by_id: dict[str, list[int]] = {}
     for i, name in enumerate(dataset.identity):
         by_id.setdefault(name, []).append(i)
+    return by_id
+
+
+def open_set_split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gallery indices, mated probe indices, non-mated probe indices) per the contract."""
     gallery, mated, nonmated = [], [], []
-    for idx in by_id.values():
+    for idx in images_by_identity(dataset).values():
         if len(idx) >= 2:
             gallery.append(idx[0])
             mated.extend(idx[1:])

@@ -20,6 +20,7 @@ import numpy as np
 from appliance.evaluation import metrics
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
 from appliance.evaluation.lfw import Dataset
+from appliance.evaluation.protocol import images_by_identity
 from appliance.matching.gallery import l2_normalise
 from appliance.matching.normalise import BackgroundNormaliser
 
@@ -29,11 +30,8 @@ VARIANTS = ("one photo", "best template", "fused template")
 
 def multi_split(dataset: Dataset, max_templates: int = MAX_TEMPLATES) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
     """(enrolled image indices per subject, mated probe indices, non-mated probe indices)."""
-    by_id: dict[str, list[int]] = {}
-    for i, name in enumerate(dataset.identity):
-        by_id.setdefault(name, []).append(i)
     enrolled, mated, nonmated = [], [], []
-    for idx in by_id.values():
+    for idx in images_by_identity(dataset).values():
         if len(idx) >= 2:
             n = min(max_templates, len(idx) - 1)
             enrolled.append(idx[:n])
