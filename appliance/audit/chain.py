@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from appliance.audit.tables import AUDIT_SCHEMA
+from appliance.audit.types import AuditHeadPayload
 from appliance.events.models import utc_now_iso
 from appliance.keys.keypairs import key_id, load_signing_key
 from appliance.message_kinds import ALERT, AUDIT_HEAD, DECISION, DEPLOYMENT
@@ -249,7 +250,7 @@ class AuditLog:
             row = db.conn.execute(f"SELECT {', '.join(_COLS)} FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return AuditEntry.from_row(row) if row else None
 
-    def head_payload(self) -> dict | None:
+    def head_payload(self) -> AuditHeadPayload | None:
         """The chain head as published on lfr/v1/devices/{device}/audit/head (appliance/schemas/audit_head.json)."""
         e = self.head()
         if e is None:

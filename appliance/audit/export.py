@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from appliance.audit.chain import AuditEntry, AuditSigner, canonical, check_entry, iter_entries
+from appliance.audit.types import SignedHead
 from appliance.events.models import utc_now_iso
 from appliance.keys.keypairs import key_id
 
@@ -66,7 +67,7 @@ class ExportReport:
         return f"export NOT valid at {where}: {self.reason}"
 
 
-def check_against_head(report: ExportReport, head: dict, public_key: Ed25519PublicKey,
+def check_against_head(report: ExportReport, head: SignedHead, public_key: Ed25519PublicKey,
                        hashes: dict[int, str]) -> ExportReport:
     """An export that verified, checked against the highest chain head the control room has seen from the van:
     the log must reach it, with the same hash there. A log cut at its end (which its own chain cannot show)

@@ -19,7 +19,10 @@ from pathlib import Path
 import sqlite_utils
 
 from appliance import message_kinds as kinds
+from appliance.audit.types import AuditHeadPayload
+from appliance.control.types import Arrival, AuditHeadRow
 from appliance.errors import StorageError
+from appliance.events.types import StatusPayload
 from appliance.storage import KeyProvider, Migration, Migrations, migrate, open_db
 
 
@@ -146,7 +149,7 @@ class ControlStore:
                                  "VALUES (?, ?, ?, ?, ?)", (device_id, kind, p["event_id"], seq, now))
         return bool(cur.rowcount)
 
-    def note_audit_head(self, device_id: str, head: dict, now: str) -> int | None:
+    def note_audit_head(self, device_id: str, head: AuditHeadPayload, now: str) -> int | None:
         """Keep the highest head seen for this van. Returns the previous highest seq when this head is *lower*
         (the van's log went back: cut, or restored from an old copy), else None."""
         row = self.db.conn.execute("SELECT seq FROM audit_heads WHERE device_id = ?", (device_id,)).fetchone()
@@ -160,7 +163,7 @@ class ControlStore:
                 (device_id, head["seq"], head["hash"], head["at"], head["key_id"], head["sig"], now))
         return None
 
-    def audit_head(self, device_id: str) -> dict | None:
+    def audit_head(self, device_id: str) -> AuditHeadRow | None:
         cols = ("device_id", "seq", "hash", "at", "key_id", "sig", "received_at")
         with self.lock:
             row = self.db.conn.execute(f"SELECT {', '.join(cols)} FROM audit_heads WHERE device_id = ?",
@@ -178,7 +181,7 @@ class ControlStore:
         self.db.conn.execute("INSERT INTO rejected (topic, seq, reason, received_at) VALUES (?, ?, ?, ?)",
                              (topic, seq, reason, now))
 
-    def set_status(self, device_id: str, payload: dict, now: str) -> None:
+    def set_status(self, device_id: str, payload: StatusPayload, now: str) -> None:
         self.db.conn.execute(
             "INSERT INTO status (device_id, time, state, received_at, payload) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (device_id) DO UPDATE SET time = excluded.time, state = excluded.state, "
@@ -186,7 +189,7 @@ class ControlStore:
             (device_id, payload["time"], payload["state"], now, json.dumps(payload, sort_keys=True)))
 
     # -- queries (tests, tools) ---------------------------------------------------------------------------
-    def arrivals(self, device_id: str | None = None) -> list[dict]:
+    def arrivals(self, device_id: str | None = None) -> list[Arrival]:
         sql = "SELECT n, device_id, kind, event_id, seq FROM arrivals"
         args: tuple = ()
         if device_id is not None:
@@ -202,7 +205,7 @@ class ControlStore:
         with self.lock:
             return int(self.db.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
-    def status(self, device_id: str) -> dict | None:
+    def status(self, device_id: str) -> StatusPayload | None:
         with self.lock:
             row = self.db.conn.execute("SELECT payload FROM status WHERE device_id = ?", (device_id,)).fetchone()
         return None if row is None else json.loads(row[0])

@@ -33,6 +33,7 @@ from appliance.retention.tables import LEGAL_HOLDS_SCHEMA
 from appliance.storage import key_provider_from_config
 from appliance.watchlist.receiver import WatchlistReceiver
 from appliance.watchlist.store import WatchlistStore
+from appliance.watchlist.types import WatchlistAck
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def open_store(config: Config, *, create: bool = True) -> WatchlistStore:
 # -- watchlist ----------------------------------------------------------------------------------------------
 def make_receiver(config: Config, store: WatchlistStore,
                   on_applied: Callable[[WatchlistStore], None] | None = None,
-                  on_ack: Callable[[dict], None] | None = None) -> WatchlistReceiver:
+                  on_ack: Callable[[WatchlistAck], None] | None = None) -> WatchlistReceiver:
     return WatchlistReceiver(
         store=store,
         device_id=config.device.id,
@@ -149,7 +150,7 @@ class Safeguards:
         self.deployments.update_counts()
 
 
-def record_watchlist_ack(audit: AuditLog, ack: dict) -> None:
+def record_watchlist_ack(audit: AuditLog, ack: WatchlistAck) -> None:
     kind = "watchlist.applied" if ack.get("status") == "applied" else "watchlist.refused"
     audit.record(kind, "control-room", {k: ack.get(k) for k in ("transfer_id", "bundle_sha256", "watchlist_id",
                                                                 "version", "watchlist_sha256", "reason", "detail")})

@@ -47,7 +47,7 @@ from appliance.vision.detector import TileSchedule
 from appliance.vision.fingerprint import pipeline_warning
 from appliance.vision.pipeline import FacePipeline
 from appliance.vision.tracker import FaceTracker
-from appliance.watchlist.store import WatchlistSummary
+from appliance.watchlist.types import WatchlistSummary
 
 log = logging.getLogger("appliance.daemon")
 

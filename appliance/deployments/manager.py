@@ -26,11 +26,12 @@ from datetime import datetime
 from appliance.deployments import record as rec
 from appliance.deployments.record import DeploymentError, DeploymentRequest, MatchingContext
 from appliance.deployments.tables import DEPLOYMENTS_SCHEMA
+from appliance.deployments.types import DeploymentCounts, DeploymentRecord, DeploymentStatus
 from appliance.watchlist.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[str, dict], None]  # (event "started" | "ended", record)
+Listener = Callable[[str, DeploymentRecord], None]  # (event "started" | "ended", record)
 _COLS = ("id", "record", "starts_at", "planned_end", "ended_at", "end_reason", "ended_by", "counts")
 
 
@@ -44,7 +45,7 @@ class DeploymentManager:
         self.config = config
 
     def __init__(self, events, device_id: str, *, context: Callable[[], MatchingContext], config,
-                 counters: Callable[[], dict] | None = None, wipe_watchlist: Callable[[], None] | None = None,
+                 counters: Callable[[], dict[str, int]] | None = None, wipe_watchlist: Callable[[], None] | None = None,
                  audit=None, clock: Callable[[], datetime] = utcnow):
         self.events = events  # appliance.events.store.EventStore
         events.ensure_schema(DEPLOYMENTS_SCHEMA)  # this package's table, whoever opened the database
@@ -56,7 +57,7 @@ class DeploymentManager:
         self.audit = audit  # AuditLog, for the watchlist wipe (starts and ends are audited by its write hook)
         self.clock = clock
         self._lock = threading.RLock()
-        self._active: dict | None = None
+        self._active: DeploymentRecord | None = None
         self._planned_end: datetime | None = None
         self._base_counts: Counter = Counter()
         self._base_snapshot: Counter = Counter()
@@ -67,10 +68,10 @@ class DeploymentManager:
         end = self._planned_end
         return end is not None and self.clock() < end
 
-    def active(self) -> dict | None:
+    def active(self) -> DeploymentRecord | None:
         """The active deployment's record (a copy), or None."""
         a = self._active
-        return dict(a) if a is not None else None
+        return DeploymentRecord(**a) if a is not None else None
 
     def active_id(self) -> str | None:
         a = self._active
@@ -81,7 +82,7 @@ class DeploymentManager:
         self._listeners.append(listener)
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def load(self) -> dict | None:
+    def load(self) -> DeploymentRecord | None:
         """Adopt the deployment left active in the database (after a restart, or started by the CLI)."""
         with self._lock:
             row = self._open_row()
@@ -93,7 +94,7 @@ class DeploymentManager:
             self._base_snapshot = Counter(self.counters() if self.counters else {})
             return self.active()
 
-    def start(self, request: DeploymentRequest, *, source: str, extra: dict | None = None) -> dict:
+    def start(self, request: DeploymentRequest, *, source: str, extra: dict | None = None) -> DeploymentRecord:
         """Start a deployment now; refuses with DeploymentError if one is active or the request is incomplete.
         `extra`: more fields for the record (e.g. the id of the signed command that started it)."""
         with self._lock:
@@ -119,7 +120,7 @@ class DeploymentManager:
         self._emit("started", record)
         return record
 
-    def end(self, reason: str, *, by: str, deployment_id: str | None = None) -> dict | None:
+    def end(self, reason: str, *, by: str, deployment_id: str | None = None) -> DeploymentRecord | None:
         """End the active deployment (None if there is none). The gate closes before anything is written."""
         with self._lock:
             active = self._active
@@ -186,7 +187,7 @@ class DeploymentManager:
                              record["authorised_by"], record.get("source"), record["planned_end"])
                     self._emit("started", record)
 
-    def update_counts(self) -> dict:
+    def update_counts(self) -> DeploymentCounts:
         """Store the active deployment's counts (faces seen, skipped for quality...) so far; returns them."""
         with self._lock:
             if self._active is None:
@@ -205,7 +206,7 @@ class DeploymentManager:
                 self._base_snapshot = Counter(self.counters() if self.counters else {})
 
     # -- queries -------------------------------------------------------------------------------------
-    def status(self) -> dict | None:
+    def status(self) -> DeploymentStatus | None:
         """For the status topic and the console: the active deployment in short, or None."""
         a = self._active
         if a is None or not self.is_active():
@@ -215,16 +216,16 @@ class DeploymentManager:
                 "watchlist_id": a["watchlist"]["id"], "watchlist_version": a["watchlist"]["version"],
                 "threshold": a["threshold"]}
 
-    def get(self, deployment_id: str) -> dict | None:
+    def get(self, deployment_id: str) -> DeploymentRecord | None:
         return get_deployment(self.events, deployment_id)
 
     # -- internals -----------------------------------------------------------------------------------
-    def _counts(self) -> dict:
+    def _counts(self) -> DeploymentCounts:
         snap = Counter(self.counters() if self.counters else {})
         delta = Counter({k: v - self._base_snapshot.get(k, 0) for k, v in snap.items()})
         return {k: int(v) for k, v in (self._base_counts + delta).items()}
 
-    def _set_active(self, record: dict | None) -> None:
+    def _set_active(self, record: DeploymentRecord | None) -> None:
         self._active = record
         self._planned_end = rec.planned_end(record) if record is not None else None
 
@@ -240,7 +241,7 @@ class DeploymentManager:
                                 (deployment_id,)).fetchone()
         return dict(zip(_COLS, r, strict=True)) if r else None
 
-    def _emit(self, event: str, record: dict) -> None:
+    def _emit(self, event: str, record: DeploymentRecord) -> None:
         for cb in list(self._listeners):
             try:
                 cb(event, record)
@@ -248,7 +249,7 @@ class DeploymentManager:
                 log.exception("deployment listener failed on %s", event)
 
 
-def get_deployment(events, deployment_id: str) -> dict | None:
+def get_deployment(events, deployment_id: str) -> DeploymentRecord | None:
     """A deployment's record with its counts (`counts`), from the events database."""
     with events.transaction() as db:
         r = db.conn.execute("SELECT record, counts FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
@@ -257,7 +258,7 @@ def get_deployment(events, deployment_id: str) -> dict | None:
     return {**json.loads(r[0]), "counts": json.loads(r[1] or "{}")}
 
 
-def list_deployments(events, limit: int = 50) -> list[dict]:
+def list_deployments(events, limit: int = 50) -> list[DeploymentRecord]:
     with events.transaction() as db:
         rows = db.conn.execute("SELECT record, counts FROM deployments ORDER BY starts_at DESC LIMIT ?",
                                (limit,)).fetchall()

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from appliance.deployments.types import DeploymentPayload, DeploymentRecord
 from appliance.errors import ApplianceError
 from appliance.events.models import new_event_id, utc_now_iso
 from appliance.events.schemas import check_payload
@@ -69,7 +70,7 @@ def new_deployment_id(now: datetime) -> str:
 
 
 def build_record(req: DeploymentRequest, ctx: MatchingContext, *, now: datetime, source: str, max_hours: float,
-                 deployment_id: str | None = None) -> dict:
+                 deployment_id: str | None = None) -> DeploymentRecord:
     """The deployment record (deployment.json's `deployment` object), or DeploymentError with one line."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}")
@@ -113,17 +114,17 @@ def build_record(req: DeploymentRequest, ctx: MatchingContext, *, now: datetime,
     }
 
 
-def ended(record: dict, *, reason: str, by: str, at: datetime) -> dict:
+def ended(record: DeploymentRecord, *, reason: str, by: str, at: datetime) -> DeploymentRecord:
     if reason not in END_REASONS:
         raise ValueError(f"end reason must be one of {END_REASONS}")
     return {**record, "ended_at": iso(at), "end_reason": reason, "ended_by": by}
 
 
-def planned_end(record: dict) -> datetime:
+def planned_end(record: DeploymentRecord) -> datetime:
     return parse_time(record["planned_end"])
 
 
-def payload(device_id: str, event: str, record: dict, *, event_id: str | None = None) -> dict:
+def payload(device_id: str, event: str, record: DeploymentRecord, *, event_id: str | None = None) -> DeploymentPayload:
     """The message for lfr/v1/devices/{device}/deployments (validated against deployment.json)."""
     return check_payload({"schema": SCHEMA, "event_id": event_id or new_event_id(), "created_at": utc_now_iso(),
                           "device_id": device_id, "event": event, "deployment": record}, SCHEMA)

@@ -24,7 +24,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.packettypes import PacketTypes
@@ -35,6 +36,7 @@ from appliance.events.models import utc_now_iso
 from appliance.events.receipts import ReceiptRefused, check_receipt
 from appliance.events.status import StatusReporter, offline_payload
 from appliance.events.store import EventStore
+from appliance.events.types import Link
 from appliance.keys.keypairs import load_verify_key
 from appliance.message_kinds import OUTBOX_KINDS
 from appliance.sync import topics
@@ -88,7 +90,7 @@ class OutboxPublisher:
         retry_max_s: float = 30.0,
         verify_key: Ed25519PublicKey | None = None,
         conn: MqttConnection | None = None,
-        audit_head: Callable[[], dict | None] | None = None,
+        audit_head: Callable[[], Mapping[str, Any] | None] | None = None,
     ):
         """verify_key: the control room's pinned Ed25519 key. With it, only signed receipts (lfr.receipt/2) are
         believed; without it (a stand-in van, a third-party control room), unsigned ones are too. Either way a
@@ -116,7 +118,7 @@ class OutboxPublisher:
         self._acks: collections.deque[int] = collections.deque()
         self._receipts: collections.deque[dict] = collections.deque()
         self._link_events: collections.deque[tuple[bool, bool]] = collections.deque()
-        self._link = {"state": "down", "since": None, "reconnects": 0}
+        self._link: Link = {"state": "down", "since": None, "reconnects": 0}
         self._link_lock = threading.Lock()
         self._ever_up = False
         self._thread = threading.Thread(target=self._run, name="outbox-publisher", daemon=True)
@@ -134,7 +136,7 @@ class OutboxPublisher:
     @classmethod
     def from_config(cls, config, store: EventStore, status: StatusReporter | None = None,
                     conn: MqttConnection | None = None,
-                    audit_head: Callable[[], dict | None] | None = None) -> OutboxPublisher:
+                    audit_head: Callable[[], Mapping[str, Any] | None] | None = None) -> OutboxPublisher:
         """The daemon's publisher: [mqtt] for the broker, [events] for receipts and intervals. With `conn` (the
         daemon's van_connection) it shares the van's one connection; otherwise it owns one, client id the
         device id."""
@@ -164,9 +166,9 @@ class OutboxPublisher:
         self._unsubscribe()
 
     @property
-    def link(self) -> dict:
+    def link(self) -> Link:
         with self._link_lock:
-            return dict(self._link)
+            return Link(**self._link)
 
     def wait_link(self, up: bool, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

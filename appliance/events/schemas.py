@@ -9,6 +9,9 @@ payload it committed, and an event waits there for as long as the link is down.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
 from appliance.message_kinds import AUDIT_HEAD, OUTBOX_KINDS, STATUS, schema_files
 from appliance.watchlist.schemas import first_error
 
@@ -17,6 +20,8 @@ SCHEMAS: dict[str, str] = schema_files()
 # The van's event stream, as the control-room receiver takes it: topic suffix -> the schema versions accepted
 # there (the current version first, then the older ones still valid).
 TOPIC_KIND: dict[str, tuple[str, ...]] = {k.topic: k.accepts for k in (*OUTBOX_KINDS, STATUS, AUDIT_HEAD)}
+
+P = TypeVar("P", bound=Mapping[str, Any])  # a payload: a dict, or a TypedDict that describes one
 
 
 def payload_error(payload, expected: str | tuple[str, ...] | None = None) -> str | None:
@@ -33,8 +38,9 @@ def payload_error(payload, expected: str | tuple[str, ...] | None = None) -> str
     return first_error(SCHEMAS[name], payload)
 
 
-def check_payload(payload: dict, expected: str | tuple[str, ...] | None = None) -> dict:
-    """Return `payload` if valid, else raise ValueError with one line (a bug: we built an invalid payload)."""
+def check_payload(payload: P, expected: str | tuple[str, ...] | None = None) -> P:
+    """Return `payload` if valid, else raise ValueError with one line (a bug: we built an invalid payload).
+    Typed as what it is given, so a builder's TypedDict (e.g. StatusPayload) comes back as itself."""
     err = payload_error(payload, expected)
     if err:
         raise ValueError(f"invalid {expected or 'event'} payload: {err}")

@@ -12,13 +12,14 @@ import threading
 
 from appliance.events.models import utc_now_iso
 from appliance.events.schemas import check_payload
+from appliance.events.types import Counters, Link, StatusCounters, StatusPayload
 from appliance.message_kinds import STATUS
 
 STATUS_SCHEMA = STATUS.schema
 STATES = ("starting", "running", "idle", "degraded", "stopping", "offline")
 
 
-def offline_payload(device_id: str, detail: str) -> dict:
+def offline_payload(device_id: str, detail: str) -> StatusPayload:
     return check_payload({"schema": STATUS_SCHEMA, "device_id": device_id, "time": utc_now_iso(),
                           "state": "offline", "detail": detail}, STATUS_SCHEMA)
 
@@ -51,13 +52,14 @@ class StatusReporter:
         if significant:
             self.changed.set()
 
-    def payload(self, link: dict | None = None, *, state: str | None = None) -> dict:
+    def payload(self, link: Link | None = None, *, state: str | None = None) -> StatusPayload:
         with self._lock:
             f = dict(self._fields)
-        counters = self.store.counters() if self.store is not None else {
+        store_counters: Counters = self.store.counters() if self.store is not None else {
             "alerts": 0, "confirmed": 0, "rejected": 0, "unsure": 0, "pending": 0, "rejected_share": None}
-        counters = {"faces_seen": int(f["faces_seen"]), "faces_skipped_quality": f["faces_skipped_quality"],
-                    "expected_false_alerts_per_face": f["expected_false_alerts_per_face"], **counters}
+        counters: StatusCounters = {
+            "faces_seen": int(f["faces_seen"]), "faces_skipped_quality": f["faces_skipped_quality"],
+            "expected_false_alerts_per_face": f["expected_false_alerts_per_face"], **store_counters}
         return check_payload({
             "schema": STATUS_SCHEMA, "device_id": self.device_id, "time": utc_now_iso(),
             "state": state or f["state"], "detail": f["detail"],

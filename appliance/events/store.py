@@ -29,6 +29,7 @@ from appliance.decisions.confirmation import outcome
 from appliance.errors import ApplianceError
 from appliance.events.models import DECISIONS, Alert, Decision, utc_now_iso
 from appliance.events.schemas import check_payload
+from appliance.events.types import AlertRow, Counters, DecisionRow, OutboxMessage, OutboxRow, OutboxStats
 from appliance.message_kinds import ALERT, DECISION, DEPLOYMENT, OUTBOX_KINDS
 from appliance.storage import KeyProvider, Migration, Migrations, migrate_part, open_db, write_transaction
 from appliance.storage.databases import EVENTS, db_path
@@ -243,7 +244,7 @@ class EventStore:
         return int(cur.lastrowid)
 
     # -- console queries ------------------------------------------------------------------------------
-    def _alert_dict(self, row: tuple, cols: list[str], with_crop: bool) -> dict:
+    def _alert_dict(self, row: tuple, cols: list[str], with_crop: bool) -> AlertRow:
         d = dict(zip(cols, row, strict=True))
         crop = d.pop("crop_jpeg", None)
         d["has_crop"] = bool(d.pop("has_crop", crop is not None))
@@ -255,7 +256,7 @@ class EventStore:
         d["latest_decision"] = dict(zip(_DECISION_COLS, dec, strict=True)) if dec else None
         return d
 
-    def alerts(self, limit: int = 50, before: str | None = None, *, deployment_id: str | None = None) -> list[dict]:
+    def alerts(self, limit: int = 50, before: str | None = None, *, deployment_id: str | None = None) -> list[AlertRow]:
         """Newest first, without crops (`has_crop` says if there is one). Each dict has the alert's fields plus
         `latest_decision` (dict or None). `before` pages on: the event_id of the last alert already shown
         (exact, even when several alerts share a millisecond), or a created_at time."""
@@ -278,7 +279,7 @@ class EventStore:
         with self._lock:
             return [self._alert_dict(r, cols, False) for r in self.db.conn.execute(sql, args).fetchall()]
 
-    def alert(self, event_id: str, *, with_crop: bool = True) -> dict | None:
+    def alert(self, event_id: str, *, with_crop: bool = True) -> AlertRow | None:
         """One alert as a dict (with `crop_jpeg` bytes or None unless with_crop=False), or None."""
         cols = [*_ALERT_COLS, "crop_jpeg"]
         with self._lock:
@@ -297,7 +298,7 @@ class EventStore:
             row = self.db.conn.execute("SELECT crop_jpeg FROM alerts WHERE event_id = ?", (event_id,)).fetchone()
         return row[0] if row else None
 
-    def decisions_for(self, alert_id: str) -> list[dict]:
+    def decisions_for(self, alert_id: str) -> list[DecisionRow]:
         """The alert's decisions, oldest first (the last one counts)."""
         with self._lock:
             rows = self.db.conn.execute(
@@ -305,7 +306,7 @@ class EventStore:
                 (alert_id,)).fetchall()
         return [dict(zip(_DECISION_COLS, r, strict=True)) for r in rows]
 
-    def counters(self, *, deployment_id: str | None = None) -> dict:
+    def counters(self, *, deployment_id: str | None = None) -> Counters:
         """{alerts, confirmed, rejected, unsure, pending, rejected_share}: each alert counts by its outcome
         (decisions/confirmation.py): in one-officer mode its latest decision; in two-officer mode confirmed
         only when two different officers confirmed it (one confirmation is still pending, a dispute counts
@@ -349,20 +350,20 @@ class EventStore:
         with self._lock:
             return self.db.conn.execute("SELECT value FROM meta WHERE key = 'stream_id'").fetchone()[0]
 
-    def outbox_unsent(self, after_id: int = 0, limit: int = 100) -> list[dict]:
+    def outbox_unsent(self, after_id: int = 0, limit: int = 100) -> list[OutboxMessage]:
         """Unsent rows with id > after_id, oldest first: {id, topic, event_id, payload (dict, crop filled in)}."""
         return self._outbox_rows("sent_at IS NULL", after_id, limit)
 
-    def outbox_unreceived(self, after_id: int = 0, limit: int = 100) -> list[dict]:
+    def outbox_unreceived(self, after_id: int = 0, limit: int = 100) -> list[OutboxMessage]:
         """Rows the receiver has not confirmed yet (sent or not), oldest first."""
         return self._outbox_rows("received_at IS NULL", after_id, limit)
 
-    def _outbox_rows(self, cond: str, after_id: int, limit: int) -> list[dict]:
+    def _outbox_rows(self, cond: str, after_id: int, limit: int) -> list[OutboxMessage]:
         with self._lock:
             rows = self.db.conn.execute(
                 f"SELECT id, topic, event_id, payload FROM outbox WHERE {cond} AND id > ? ORDER BY id LIMIT ?",
                 (after_id, limit)).fetchall()
-            out = []
+            out: list[OutboxMessage] = []
             for rid, topic, event_id, payload in rows:
                 p = json.loads(payload)
                 if topic == ALERT.topic:
@@ -372,7 +373,7 @@ class EventStore:
                 out.append({"id": rid, "topic": topic, "event_id": event_id, "payload": p})
         return out
 
-    def outbox(self, after_id: int = 0, limit: int = 1000) -> list[dict]:
+    def outbox(self, after_id: int = 0, limit: int = 1000) -> list[OutboxRow]:
         """Outbox rows in order with their state: {id, topic, event_id, created_at, sent_at, received_at}."""
         cols = ("id", "topic", "event_id", "created_at", "sent_at", "received_at")
         with self._lock:
@@ -417,7 +418,7 @@ class EventStore:
                 "(SELECT max(id) FROM outbox), 0)").fetchone()
         return int(row[0])
 
-    def outbox_stats(self) -> dict:
+    def outbox_stats(self) -> OutboxStats:
         with self._lock:
             total, unsent, unreceived = self.db.conn.execute(
                 "SELECT count(*), count(*) FILTER (WHERE sent_at IS NULL), count(*) FILTER (WHERE received_at IS NULL)"

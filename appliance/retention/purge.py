@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from appliance.errors import ApplianceError
 from appliance.events.models import iso_ms, utc_now_iso
 from appliance.retention.tables import LEGAL_HOLDS_SCHEMA
+from appliance.retention.types import LegalHold
 from appliance.watchlist.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def clear_legal_hold(events, audit, alert_id: str, *, officer: str, reason: str)
         audit.append_in(db, "legal_hold.cleared", officer, {"alert_id": alert_id, "reason": (reason or "")[:300]})
 
 
-def legal_holds(events) -> list[dict]:
+def legal_holds(events) -> list[LegalHold]:
     cols = ("alert_id", "held_by", "reason", "held_at")
     events.ensure_schema(LEGAL_HOLDS_SCHEMA)
     with events.transaction() as db:

@@ -30,6 +30,7 @@ from appliance.sync.payloads import PayloadError, parse_json
 from appliance.watchlist.bundle import file_sha256
 from appliance.watchlist.receiver import ACK_SCHEMA, WatchlistReceiver
 from appliance.watchlist.timeutil import iso, utcnow
+from appliance.watchlist.types import WatchlistAck
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class PublishResult:
     transfer_id: str
     chunks: int
     bytes: int
-    acks: dict[str, dict] = field(default_factory=dict)  # device -> ack payload
+    acks: dict[str, WatchlistAck] = field(default_factory=dict)  # device -> ack payload
     seconds_send: float = 0.0
     seconds_ack: float = 0.0
     ack_received_at: dict[str, float] = field(default_factory=dict)  # device -> wall time (time.time())
@@ -50,7 +51,7 @@ class AckCollector:
     """Collects acks from devices' ack topics, by transfer id."""
 
     def __init__(self):
-        self._acks: dict[tuple[str, str], dict] = {}
+        self._acks: dict[tuple[str, str], WatchlistAck] = {}
         self.received_at: dict[tuple[str, str], float] = {}
         self._cond = threading.Condition()
 
@@ -68,7 +69,7 @@ class AckCollector:
             self.received_at[key] = time.time()
             self._cond.notify_all()
 
-    def wait(self, devices: list[str], transfer_id: str, timeout: float) -> dict[str, dict]:
+    def wait(self, devices: list[str], transfer_id: str, timeout: float) -> dict[str, WatchlistAck]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -182,7 +183,7 @@ class WatchlistSyncService:
         self._qlock = threading.Lock()
         self._worker = threading.Thread(target=self._run, name="watchlist-sync", daemon=True)
         self.processed = 0  # transfers finished (applied or refused), for callers and tests
-        self.last_ack: dict | None = None
+        self.last_ack: WatchlistAck | None = None
         self._done = threading.Condition()
 
     def start(self) -> WatchlistSyncService:
@@ -266,7 +267,7 @@ class WatchlistSyncService:
         self._publish_ack(ack)
         self.spool.remove(tid)
 
-    def _outcome(self, tid: bytes) -> dict:
+    def _outcome(self, tid: bytes) -> WatchlistAck:
         path, intact = self.spool.assemble(tid)
         if not intact:
             return self._transport_ack(tid, "transfer_corrupt", "the reassembled bundle does not match its checksum")
@@ -280,14 +281,14 @@ class WatchlistSyncService:
         # Applied before a crash, ack lost: say so again, do not re-apply.
         return self.receiver.applied_ack(tid.hex(), previous["bundle_sha256"])
 
-    def _transport_ack(self, tid: bytes, reason: str, detail: str) -> dict:
+    def _transport_ack(self, tid: bytes, reason: str, detail: str) -> WatchlistAck:
         self.receiver.store.record_refusal(reason, detail, header=None, transfer_id=tid.hex(), bundle_sha256=None)
         return {"schema": ACK_SCHEMA, "device": self.device_id, "time": iso(utcnow()), "status": "refused",
                 "transfer_id": tid.hex(), "bundle_sha256": None, "watchlist_id": None, "version": None,
                 "watchlist_sha256": None, "reason": reason, "detail": detail,
                 "active": self.receiver.store.active_summary()}
 
-    def _publish_ack(self, ack: dict, wait: bool = True) -> None:
+    def _publish_ack(self, ack: WatchlistAck, wait: bool = True) -> None:
         self.last_ack = ack
         delivery = self.conn.publish(topics.watchlist_ack(self.device_id), json.dumps(ack), qos=1)
         if not wait:

@@ -20,6 +20,7 @@ from appliance.message_kinds import WATCHLIST_ACK
 from appliance.watchlist.bundle import BundleRefused, file_sha256, open_bundle, read_header_unverified
 from appliance.watchlist.store import WatchlistStore
 from appliance.watchlist.timeutil import iso, utcnow
+from appliance.watchlist.types import WatchlistAck
 
 log = logging.getLogger(__name__)
 ACK_SCHEMA = WATCHLIST_ACK.schema
@@ -35,10 +36,10 @@ class WatchlistReceiver:
     model_id: str
     dim: int | None = None
     on_applied: Callable[[WatchlistStore], None] | None = None  # e.g. swap the matcher's gallery
-    on_ack: Callable[[dict], None] | None = None  # every ack of process(), applied or refused (e.g. the audit)
+    on_ack: Callable[[WatchlistAck], None] | None = None  # every ack of process(), applied or refused (e.g. the audit)
     timings: dict = field(default_factory=dict)  # seconds per step of the last bundle (make bench)
 
-    def process(self, path: Path, *, transfer_id: str | None = None) -> dict:
+    def process(self, path: Path, *, transfer_id: str | None = None) -> WatchlistAck:
         """Apply the bundle at `path` or refuse it; returns the ack payload (schema watchlist_ack/1), which
         `on_ack` sees first."""
         ack = self._process(path, transfer_id)
@@ -46,7 +47,7 @@ class WatchlistReceiver:
             self.on_ack(ack)
         return ack
 
-    def _process(self, path: Path, transfer_id: str | None) -> dict:
+    def _process(self, path: Path, transfer_id: str | None) -> WatchlistAck:
         now = utcnow()
         header = None
         self.timings = {}
@@ -95,13 +96,13 @@ class WatchlistReceiver:
         return self._ack("applied", transfer_id, opened.file_sha256, header, None, detail,
                          watchlist_sha256=active["watchlist_sha256"])
 
-    def applied_ack(self, transfer_id: str, bundle_sha256: str | None) -> dict:
+    def applied_ack(self, transfer_id: str, bundle_sha256: str | None) -> WatchlistAck:
         """The ack for a transfer that was applied already (e.g. before a crash that lost the ack)."""
         m = self.store.meta() or {}
         return self._ack("applied", transfer_id, bundle_sha256, m, None, None,
                          watchlist_sha256=m.get("watchlist_sha256"))
 
-    def _ack(self, status, transfer_id, bundle_sha256, header, reason, detail, watchlist_sha256=None) -> dict:
+    def _ack(self, status, transfer_id, bundle_sha256, header, reason, detail, watchlist_sha256=None) -> WatchlistAck:
         def typed(key, t):
             v = header.get(key) if isinstance(header, dict) else None
             return v if isinstance(v, t) and not isinstance(v, bool) else None

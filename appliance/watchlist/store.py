@@ -8,7 +8,6 @@ metadata is recomputed from the rows on every load, which proves it.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +20,14 @@ from appliance.storage.databases import WATCHLIST, db_path
 from appliance.watchlist.bundle import BundleRefused, OpenedBundle
 from appliance.watchlist.records import FIELDS, state_hash
 from appliance.watchlist.timeutil import iso, parse_time, utcnow
+from appliance.watchlist.types import (
+    ActiveWatchlist,
+    SubjectRow,
+    SyncEvent,
+    WatchlistMeta,
+    WatchlistStatus,
+    WatchlistSummary,
+)
 from appliance.watchlist.validation import entry_problem
 
 # A control-room clock a little ahead of the van's must not get a fresh bundle refused.
@@ -91,27 +98,6 @@ def _v1(db: sqlite_utils.Database) -> None:
 MIGRATIONS = Migrations("watchlist", [Migration(1, "subjects, templates, photos, metadata, sync events", _v1)])
 
 
-@dataclass(frozen=True)
-class WatchlistSummary:
-    """The watchlist in force: one record, whatever reads it. Two MQTT contracts spell its id differently,
-    and only these two methods know it: the ack's `active` says `watchlist_id`, the status says `id`."""
-
-    watchlist_id: str
-    version: int
-    watchlist_sha256: str
-    subjects: int
-    expires_at: str
-
-    def ack_payload(self) -> dict:
-        return {"watchlist_id": self.watchlist_id, "version": self.version,
-                "watchlist_sha256": self.watchlist_sha256, "subjects": self.subjects, "expires_at": self.expires_at}
-
-    def status_payload(self) -> dict:
-        """The status topic's `watchlist` (appliance/schemas/status.json)."""
-        return {"id": self.watchlist_id, "version": self.version, "subjects": self.subjects,
-                "expires_at": self.expires_at}
-
-
 class WatchlistStore:
     """Thread-safe access to the watchlist database (one connection, one lock)."""
 
@@ -135,7 +121,7 @@ class WatchlistStore:
             self.db.close()
 
     # -- reading --------------------------------------------------------------------------------------
-    def meta(self) -> dict | None:
+    def meta(self) -> WatchlistMeta | None:
         with self._lock:
             rows = list(self.db.query("SELECT * FROM watchlist WHERE singleton = 1"))
         if not rows:
@@ -171,7 +157,7 @@ class WatchlistStore:
             row = self.db.execute("SELECT jpeg FROM reference_photos WHERE subject_id = ?", [subject_id]).fetchone()
         return bytes(row[0]) if row else None
 
-    def subject(self, subject_id: str) -> dict | None:
+    def subject(self, subject_id: str) -> SubjectRow | None:
         with self._lock:
             rows = list(self.db.query("SELECT * FROM subjects WHERE id = ?", [subject_id]))
         return rows[0] if rows else None
@@ -214,7 +200,7 @@ class WatchlistStore:
         future = [t for t in times if t > now]
         return min(future) if future else None
 
-    def last_event(self, status: str | None = None) -> dict | None:
+    def last_event(self, status: str | None = None) -> SyncEvent | None:
         sql = "SELECT time, status, reason, detail, watchlist_id, version FROM sync_events"
         args: list = []
         if status:
@@ -224,7 +210,7 @@ class WatchlistStore:
             rows = list(self.db.query(sql + " ORDER BY id DESC LIMIT 1", args))
         return rows[0] if rows else None
 
-    def applied_event(self, transfer_id: str) -> dict | None:
+    def applied_event(self, transfer_id: str) -> SyncEvent | None:
         """The 'applied' sync event of a transfer, if that transfer was applied (crash recovery)."""
         with self._lock:
             rows = list(self.db.query(
@@ -232,7 +218,7 @@ class WatchlistStore:
                 [transfer_id]))
         return rows[0] if rows else None
 
-    def status(self, *, now: datetime | None = None) -> dict:
+    def status(self, *, now: datetime | None = None) -> WatchlistStatus:
         now = now or utcnow()
         m = self.meta() or {}
         subjects, templates = self.counts()
@@ -262,7 +248,7 @@ class WatchlistStore:
         return WatchlistSummary(m["watchlist_id"], int(m["version"]), m["watchlist_sha256"], self.counts()[0],
                                 m["expires_at"])
 
-    def active_summary(self) -> dict | None:
+    def active_summary(self) -> ActiveWatchlist | None:
         """The `active` object of a watchlist ack (appliance/schemas/watchlist_ack.json)."""
         s = self.summary()
         return s.ack_payload() if s is not None else None
@@ -293,7 +279,7 @@ class WatchlistStore:
                                 header)
 
     def apply(self, bundle: OpenedBundle, *, model_id: str, now: datetime | None = None,
-              transfer_id: str | None = None, dim: int | None = None, progress=None) -> dict:
+              transfer_id: str | None = None, dim: int | None = None, progress=None) -> ActiveWatchlist | None:
         """Verify every entry and apply the bundle in one transaction. Raises BundleRefused (nothing changed)."""
         now = now or utcnow()
         h = bundle.header
