@@ -13,8 +13,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from appliance.commands.handler import ActionFailed
+from appliance.commands.handler import Action, ActionFailed
 from appliance.commands.signing import Command, CommandRefused
+from appliance.commands.types import DeploymentEnded, DeploymentStarted, RevocationResult
 from appliance.deployments.record import DeploymentError, DeploymentRequest
 from appliance.watchlist.timeutil import parse_time
 
@@ -30,13 +31,13 @@ class Revocation:
         self.audit = audit
         self.current_watchlist_id = current_watchlist_id
 
-    def __call__(self, cmd: Command) -> dict:
+    def __call__(self, cmd: Command) -> RevocationResult:
         named = cmd.args.get("watchlist_id")
         active = self.current_watchlist_id()
         if named and active and named != active:
             raise CommandRefused("not_applicable", f"watchlist {named} is not the one loaded here ({active})")
         actor = f"control-room:{cmd.key_id}"
-        steps: dict = {}
+        steps: RevocationResult = {}
         errors = []
         t0 = time.perf_counter()
         for name, step in (("matching_stopped", self.stop_matching), ("watchlist_erased", self.erase_watchlist)):
@@ -67,8 +68,8 @@ class Revocation:
         return steps
 
 
-def end_deployment(deployments) -> Callable[[Command], dict]:
-    def run(cmd: Command) -> dict:
+def end_deployment(deployments) -> Callable[[Command], DeploymentEnded]:
+    def run(cmd: Command) -> DeploymentEnded:
         try:
             record = deployments.end("command", by=f"control-room:{cmd.key_id}",
                                      deployment_id=cmd.args.get("deployment_id"))
@@ -80,8 +81,8 @@ def end_deployment(deployments) -> Callable[[Command], dict]:
     return run
 
 
-def start_deployment(deployments) -> Callable[[Command], dict]:
-    def run(cmd: Command) -> dict:
+def start_deployment(deployments) -> Callable[[Command], DeploymentStarted]:
+    def run(cmd: Command) -> DeploymentStarted:
         a = cmd.args
         loc = a["location"]
         req = DeploymentRequest(authorised_by=a["authorised_by"], purpose=a["purpose"], location_text=loc["text"],
@@ -96,7 +97,7 @@ def start_deployment(deployments) -> Callable[[Command], dict]:
     return run
 
 
-def device_actions(deployments, revocation: Revocation) -> dict[str, Callable[[Command], dict]]:
+def device_actions(deployments, revocation: Revocation) -> dict[str, Action]:
     return {"revoke_watchlist": revocation, "end_deployment": end_deployment(deployments),
             "start_deployment": start_deployment(deployments)}
 

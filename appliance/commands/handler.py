@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from appliance.commands.signing import Command, CommandRefused, verify_envelope
 from appliance.commands.tables import COMMAND_NONCES_SCHEMA
+from appliance.commands.types import ActionResult, CommandAck
 from appliance.message_kinds import COMMAND_ACK
 from appliance.sync.payloads import PayloadError, parse_json
 from appliance.watchlist.schemas import first_error
@@ -23,13 +24,13 @@ ACK_SCHEMA = COMMAND_ACK.schema
 MAX_COMMAND_BYTES = 16 * 1024  # a signed command is well under 2 KB
 MAX_COMMAND_DEPTH = 6          # envelope > command > args > location: 4
 
-Action = Callable[[Command], dict]
+Action = Callable[[Command], ActionResult | None]
 
 
 class ActionFailed(Exception):
     """An accepted command whose action did not complete; `result` says what did."""
 
-    def __init__(self, detail: str, result: dict | None = None):
+    def __init__(self, detail: str, result: ActionResult | None = None):
         super().__init__(detail)
         self.detail = detail
         self.result = result
@@ -53,7 +54,7 @@ class CommandHandler:
         self.config = config  # CommandsConfig
         self.clock = clock
 
-    def handle(self, raw: bytes | str) -> dict:
+    def handle(self, raw: bytes | str) -> CommandAck:
         """Process one message from the commands topic; returns the ack payload to publish. Never raises:
         whatever the bytes, the answer is an ack (done, refused with a reason, or failed)."""
         try:
@@ -62,7 +63,7 @@ class CommandHandler:
             log.exception("command handling failed")
             return self._ack("failed", None, None, "action_failed", f"{type(e).__name__}: {str(e)[:200]}", None)
 
-    def _handle(self, raw: bytes | str) -> dict:
+    def _handle(self, raw: bytes | str) -> CommandAck:
         now = self.clock()
         envelope = None
         try:
@@ -111,7 +112,7 @@ class CommandHandler:
                                  {"command_id": cmd.id, "type": cmd.type, "issued_at": iso(cmd.issued_at),
                                   "expires_at": iso(cmd.expires_at), "args": cmd.args})
 
-    def _refused(self, e: CommandRefused, env) -> dict:
+    def _refused(self, e: CommandRefused, env) -> CommandAck:
         """Refuse, audit and ack. `env` is the already parsed envelope (None if it did not parse): the raw bytes
         are never parsed twice."""
         cmd = e.command or {}
@@ -125,10 +126,11 @@ class CommandHandler:
         log.warning("command refused (%s): %s", e.reason, e.detail)
         return self._ack("refused", cid, ctype, e.reason, e.detail, None)
 
-    def _ack(self, status, command_id, ctype, reason, detail, result) -> dict:
-        ack = {"schema": ACK_SCHEMA, "device_id": self.device_id, "time": iso(self.clock()), "status": status,
-               "command_id": (command_id or "")[:64] or None, "type": (ctype or "")[:64] or None, "reason": reason,
-               "detail": detail[:500] if detail else None, "result": result}
+    def _ack(self, status, command_id, ctype, reason, detail, result) -> CommandAck:
+        ack: CommandAck = {
+            "schema": ACK_SCHEMA, "device_id": self.device_id, "time": iso(self.clock()), "status": status,
+            "command_id": (command_id or "")[:64] or None, "type": (ctype or "")[:64] or None, "reason": reason,
+            "detail": detail[:500] if detail else None, "result": result}
         err = first_error("command_ack", ack)
         if err:  # a bug: still answer, without the part that broke the schema
             log.error("command ack invalid (%s); sending it without its result", err)

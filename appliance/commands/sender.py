@@ -10,6 +10,7 @@ import time
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.commands.signing import build_command, sign_command
+from appliance.commands.types import CommandAck
 from appliance.errors import SyncError
 from appliance.sync import topics
 from appliance.sync.mqtt import MqttConnection, MqttSettings
@@ -35,7 +36,7 @@ class CommandSender:
             if isinstance(ack, dict):
                 self._acks.put(ack)
 
-    def send_envelope(self, device_id: str, envelope: dict | bytes, *, timeout: float = 15.0) -> dict:
+    def send_envelope(self, device_id: str, envelope: dict | bytes, *, timeout: float = 15.0) -> CommandAck:
         """Publish as given (tests use this to send forged or replayed envelopes) and wait for the ack."""
         data = envelope if isinstance(envelope, bytes) else json.dumps(envelope)
         self.conn.publish(topics.commands(device_id), data, qos=1).wait(timeout)
@@ -43,11 +44,12 @@ class CommandSender:
         return self.wait_ack(device_id, command_id, timeout=timeout)
 
     def send(self, device_id: str, kind: str, args: dict | None = None, *, lifetime_s: int = 600,
-             timeout: float = 15.0) -> dict:
+             timeout: float = 15.0) -> CommandAck:
         envelope = sign_command(self.key, build_command(kind, device_id, args, lifetime_s=lifetime_s))
         return self.send_envelope(device_id, envelope, timeout=timeout)
 
-    def wait_ack(self, device_id: str, command_id: str | None, *, timeout: float = 15.0) -> dict:
+    def wait_ack(self, device_id: str, command_id: str | None, *, timeout: float = 15.0) -> CommandAck:
+        """The van's ack as it arrived (a JSON object; the van built it against command_ack.json)."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()

@@ -10,14 +10,17 @@ import html
 import itertools
 import logging
 from pathlib import Path
+from typing import Any, TypedDict
 
 from starlette.requests import Request
 
-from appliance.console.backend import ConsoleBackend
+from appliance.console.backend import ConsoleBackend, ConsoleStatus
 from appliance.console.sessions import LoginThrottle, SessionManager
 from appliance.console.stream import Hub
-from appliance.console.views import alert_view, decision_view, outcome_view
+from appliance.console.views import AlertView, DecisionView, OutboxReading, alert_view, decision_view, outcome_view
+from appliance.events.types import Counters
 from appliance.message_kinds import ALERT, DECISION, DEPLOYMENT
+from appliance.watchlist.types import SubjectRow
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,15 @@ def fill(text: str, **values: str) -> str:
     for k, v in values.items():
         text = text.replace("{{" + k + "}}", html.escape(v, quote=True))
     return text
+
+
+class StatusSnapshot(TypedDict):
+    """GET /api/status and the stream's `status`: the daemon's status ({"error": ...} when its provider
+    failed), the store's counters ({} when they could not be read) and a numbered outbox reading."""
+
+    status: ConsoleStatus | dict[str, Any]
+    counters: Counters | dict[str, Any]
+    outbox: OutboxReading
 
 
 class ConsoleContext:
@@ -64,23 +76,23 @@ class ConsoleContext:
                 log.exception("console audit hook failed on %s", kind)
 
     # -- views ----------------------------------------------------------------------------------------
-    def _subject_and_photo(self, subject_id: str, cache: dict) -> tuple[dict | None, bool]:
+    def _subject_and_photo(self, subject_id: str, cache: dict) -> tuple[SubjectRow | None, bool]:
         if subject_id not in cache:
             subject = self.watchlist.subject(subject_id)
             has_photo = subject is not None and self.watchlist.reference_photo(subject_id) is not None
             cache[subject_id] = (subject, has_photo)
         return cache[subject_id]
 
-    def view(self, alert, decisions: list, cache: dict | None = None) -> dict:
+    def view(self, alert, decisions: list, cache: dict | None = None) -> AlertView:
         subject, has_photo = self._subject_and_photo(alert["subject_id"], {} if cache is None else cache)
         return alert_view(alert, subject, decisions, has_photo, self.backend.two_officer)
 
-    def decision_with_outcome(self, d) -> dict:
+    def decision_with_outcome(self, d) -> DecisionView:
         v = decision_view(d)
         v["outcome"] = outcome_view(self.events.decisions_for(v["alert_id"]), self.backend.two_officer)
         return v
 
-    def outbox_reading(self) -> dict:
+    def outbox_reading(self) -> OutboxReading:
         seq = next(self._reading_numbers)
         try:
             backlog = self.events.outbox_backlog()
@@ -89,15 +101,15 @@ class ConsoleContext:
             backlog = None
         return {"seq": seq, "backlog": backlog}
 
-    def status_snapshot(self) -> dict:
+    def status_snapshot(self) -> StatusSnapshot:
         outbox = self.outbox_reading()
         try:
-            status = dict(self.backend.status() or {})
+            status: ConsoleStatus | dict[str, Any] = dict(self.backend.status() or {})
         except Exception:
             log.exception("console status provider failed")
             status = {"error": "status unavailable"}
         try:
-            counters = self.events.counters()
+            counters: Counters | dict[str, Any] = self.events.counters()
         except Exception:
             log.exception("console counters failed")
             counters = {}

@@ -7,9 +7,11 @@ watchlist since the alert shows as such, without a reference photo.
 
 from __future__ import annotations
 
+from typing import TypedDict
 from urllib.parse import quote
 
 from appliance.decisions.confirmation import outcome
+from appliance.watchlist.types import SubjectRow
 
 # captured_at (the crop's frame) and first_seen_at (the track's first frame) are None for alerts stored
 # before the store kept them; the page shows them only when known.
@@ -20,27 +22,92 @@ _DECISION_FIELDS = ("event_id", "alert_id", "created_at", "officer_id", "decisio
 _SUBJECT_FIELDS = ("id", "display_name", "category", "notes", "review_due", "expires_at")
 
 
+class SubjectView(TypedDict):
+    id: str
+    display_name: str
+    category: str
+    notes: str | None
+    review_due: str | None
+    expires_at: str
+
+
+class OutcomeView(TypedDict):
+    state: str  # pending, confirmed, rejected, unsure, awaiting_second, disputed
+    confirmed_by: list[str]
+    rejected_by: list[str]
+    two_officer: bool
+
+
+class OutboxReading(TypedDict):
+    """A numbered reading of the outbox backlog (ConsoleContext.outbox_reading; None: unreadable)."""
+
+    seq: int
+    backlog: int | None
+
+
+class _DecisionFields(TypedDict):
+    event_id: str
+    alert_id: str
+    created_at: str
+    officer_id: str
+    decision: str
+    note: str | None
+
+
+class DecisionView(_DecisionFields, total=False):
+    """A decision as the page gets it; the stream and the POST add where its alert stands (`outcome`), the
+    POST also the outbox reading taken after its commit."""
+
+    outcome: OutcomeView
+    outbox: OutboxReading
+
+
+class AlertView(TypedDict):
+    """An alert as the page gets it (GET /api/alerts, /api/alerts/{id}, the stream's `alert`)."""
+
+    event_id: str
+    created_at: str
+    captured_at: str | None
+    first_seen_at: str | None
+    device_id: str
+    deployment_id: str | None
+    subject_id: str
+    category: str
+    score: float
+    threshold: float
+    track_id: int
+    looks: int | None
+    model_id: str
+    watchlist_id: str
+    watchlist_version: int
+    crop_url: str | None
+    reference_url: str | None
+    subject: SubjectView | None  # None: no longer on the watchlist
+    decisions: list[DecisionView]
+    outcome: OutcomeView
+
+
 def _get(obj, name: str, default=None):
     return obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
 
 
-def decision_view(d) -> dict:
+def decision_view(d) -> DecisionView:
     return {f: _get(d, f) for f in _DECISION_FIELDS}
 
 
-def subject_view(subject: dict | None) -> dict | None:
+def subject_view(subject: SubjectRow | None) -> SubjectView | None:
     return {f: subject.get(f) for f in _SUBJECT_FIELDS} if subject else None
 
 
-def outcome_view(decisions: list, two_officer: bool) -> dict:
+def outcome_view(decisions: list, two_officer: bool) -> OutcomeView:
     """Where the alert stands (pending, confirmed, rejected, unsure, awaiting_second, disputed)."""
     o = outcome(decisions, two_officer=two_officer)
     return {"state": o.state, "confirmed_by": list(o.confirmed_by), "rejected_by": list(o.rejected_by),
             "two_officer": two_officer}
 
 
-def alert_view(alert, subject: dict | None, decisions: list | None, has_reference: bool,
-               two_officer: bool = False) -> dict:
+def alert_view(alert, subject: SubjectRow | None, decisions: list | None, has_reference: bool,
+               two_officer: bool = False) -> AlertView:
     v = {f: _get(alert, f) for f in _ALERT_FIELDS}
     eid = quote(str(v["event_id"]), safe="")
     has_crop = _get(alert, "has_crop")
