@@ -16,6 +16,7 @@ from appliance.daemon.assembly import open_audit, open_events, open_store
 from appliance.deployments.context import context_from_config
 from appliance.deployments.manager import DeploymentManager, list_deployments
 from appliance.deployments.record import DeploymentError, DeploymentRequest
+from appliance.deployments.types import DeploymentRecord
 from appliance.watchlist.timeutil import parse_time, utcnow
 
 
@@ -75,7 +76,7 @@ class _Parts:
             self.watchlist.close()
 
 
-def _print(record: dict | None, as_json: bool) -> None:
+def _print(record: DeploymentRecord | None, as_json: bool) -> None:
     if as_json:
         print(json.dumps(record, indent=2))
         return

@@ -24,6 +24,7 @@ from appliance.config import Config
 from appliance.deployments.context import context_from_parts
 from appliance.deployments.manager import DeploymentManager
 from appliance.deployments.tables import DEPLOYMENTS_SCHEMA
+from appliance.deployments.types import DeploymentRecord
 from appliance.events.store import EventStore
 from appliance.keys.keypairs import load_device_private, load_verify_key
 from appliance.keys.paths import control_room_key_path, device_key_path, identity_key_path
@@ -176,7 +177,7 @@ def build_safeguards(config: Config, *, events: EventStore, watchlist: Watchlist
         context=lambda: context_from_parts(watchlist, matcher.gallery.n_subjects, threshold(), embedder_spec),
         config=config.deployment, counters=counters, wipe_watchlist=wipe, audit=audit)
 
-    def on_change(event: str, record: dict) -> None:
+    def on_change(event: str, record: DeploymentRecord) -> None:
         # Tracks start afresh at both ends: a face in view before the start had its looks taken unembedded,
         # and at the end every track and its match history is forgotten with the deployment.
         reset_tracks()

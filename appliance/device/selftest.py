@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from appliance.config import Config
+from appliance.device.types import CheckRecord, SelftestReport, TimeServerReading
 from appliance.errors import ApplianceError
 from appliance.sync.broker_url import parse_broker_url
 from appliance.timeutil import now_iso
@@ -400,7 +401,7 @@ def split_server(server: str) -> tuple[str, int]:
     return parts.hostname or server, parts.port or 123
 
 
-def measure_time_servers(servers: list[str], timeout_s: float = NTP_TIMEOUT_S) -> list[dict[str, Any]]:
+def measure_time_servers(servers: list[str], timeout_s: float = NTP_TIMEOUT_S) -> list[TimeServerReading]:
     """Ask each NTP server for the time (one SNTP exchange): how far this clock is from it, or why not.
 
     offset_s > 0 means the server is ahead (this clock is slow). A server that is not synchronised itself
@@ -409,7 +410,7 @@ def measure_time_servers(servers: list[str], timeout_s: float = NTP_TIMEOUT_S) -
     import ntplib  # small, pure Python; only the self-test needs it
 
     client = ntplib.NTPClient()
-    results: list[dict[str, Any]] = []
+    results: list[TimeServerReading] = []
     for server in servers:
         host, port = split_server(server)
         try:
@@ -548,7 +549,7 @@ def run_selftest(config: Config, only: list[str] | None = None) -> list[CheckRes
     return [run_check(name, fn, config) for name, fn in CHECKS if not only or name in only]
 
 
-def report(results: list[CheckResult], config: Config, config_path: Path | None) -> dict:
+def report(results: list[CheckResult], config: Config, config_path: Path | None) -> SelftestReport:
     return {
         "schema": "selftest/1",
         "device": config.device.id,
@@ -556,5 +557,5 @@ def report(results: list[CheckResult], config: Config, config_path: Path | None)
         "time": now_iso(),
         "ok": not any(r.failed for r in results),
         "failed": [r.name for r in results if r.failed],
-        "checks": [asdict(r) for r in results],
+        "checks": [CheckRecord(**asdict(r)) for r in results],
     }

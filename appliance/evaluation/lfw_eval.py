@@ -19,6 +19,7 @@ from appliance.evaluation.lfw import Dataset
 from appliance.evaluation.protocol import ceil4, open_set_split, similarities
 from appliance.evaluation.templates import evaluate_templates
 from appliance.matching.normalise import BackgroundNormaliser
+from appliance.vision.types import PipelineFingerprint
 
 FARS = (1e-3, 1e-4, 1e-5)
 FPIRS = (1e-2, 1e-3)
@@ -161,7 +162,8 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
     return result, raw
 
 
-def manifest_calibration(result: dict, dataset_name: str, command: str, pipeline: dict | None = None) -> dict:
+def manifest_calibration(result: dict, dataset_name: str, command: str,
+                         pipeline: PipelineFingerprint | None = None) -> dict:
     """The [calibration] table `--calibrate` writes into the manifest: the operating point and its evidence.
 
     `pipeline` is the fingerprint of what measured it (vision/fingerprint.py): the daemon and the self-test

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from appliance.events.schemas import check_payload
+from appliance.events.types import AlertPayload, DecisionPayload
 from appliance.message_kinds import ALERT, DECISION
 from appliance.timeutil import epoch_iso, iso_ms, now_iso
 
@@ -52,9 +53,9 @@ class Alert:
     event_id: str = field(default_factory=new_event_id)
     created_at: str = field(default_factory=utc_now_iso)
 
-    def to_payload(self, *, with_crop: bool = True) -> dict:
+    def to_payload(self, *, with_crop: bool = True) -> AlertPayload:
         """The MQTT payload (validated). `with_crop=False` gives the same without the image (audit, logs)."""
-        p = {
+        p: AlertPayload = {
             "schema": ALERT_SCHEMA,
             "event_id": self.event_id,
             "created_at": self.created_at,
@@ -113,7 +114,7 @@ class Decision:
         if self.note is not None:
             self.note = self.note.strip() or None
 
-    def to_payload(self) -> dict:
+    def to_payload(self) -> DecisionPayload:
         return check_payload({
             "schema": DECISION_SCHEMA,
             "event_id": self.event_id,

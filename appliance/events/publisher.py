@@ -36,7 +36,7 @@ from appliance.events.models import utc_now_iso
 from appliance.events.receipts import ReceiptRefused, check_receipt
 from appliance.events.status import StatusReporter, offline_payload
 from appliance.events.store import EventStore
-from appliance.events.types import Link
+from appliance.events.types import Link, OutboxMessage
 from appliance.keys.keypairs import load_verify_key
 from appliance.message_kinds import OUTBOX_KINDS
 from appliance.sync import topics
@@ -338,7 +338,7 @@ class OutboxPublisher:
         log.info("events: publishing unconfirmed events again (%s)", why)
         return 0
 
-    def _publish_row(self, row: dict, received: int) -> int | None:
+    def _publish_row(self, row: OutboxMessage, received: int) -> int | None:
         props = Properties(PacketTypes.PUBLISH)
         props.UserProperty = [(PROP_STREAM, self.stream_id), (PROP_SEQ, str(row["id"])), (PROP_BASE, str(received)),
                               (PROP_RECEIPTS, "1" if self.receipts else "0")]

@@ -19,9 +19,10 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -225,8 +226,9 @@ class EventStore:
                 hook(self.db, DECISION.name, decision)
         self._notify(DECISION.name, {c: payload[c] for c in _DECISION_COLS})
 
-    def add_deployment_event(self, payload: dict) -> None:
-        """Queue a deployment started/ended event (payload per deployment.json) for publishing."""
+    def add_deployment_event(self, payload: Mapping[str, Any]) -> None:
+        """Queue a deployment started/ended event (payload per deployment.json) for publishing: the deployments
+        package's DeploymentPayload (typed there: that package sits above this one)."""
         check_payload(payload, DEPLOYMENT.schema)
         with self.transaction():
             self.enqueue(DEPLOYMENT.topic, payload["event_id"], payload)
@@ -234,7 +236,7 @@ class EventStore:
                 hook(self.db, DEPLOYMENT.name, payload)
         self._notify(DEPLOYMENT.name, payload)
 
-    def enqueue(self, topic: str, event_id: str, payload: dict) -> int:
+    def enqueue(self, topic: str, event_id: str, payload: Mapping[str, Any]) -> int:
         """Add an outbox row; call inside transaction(). Returns its id (the per-device sequence number)."""
         if topic not in TOPICS:
             raise ValueError(f"outbox topic must be one of {TOPICS}, not {topic!r}")

@@ -11,6 +11,43 @@ from typing import Any, TypedDict
 from appliance.watchlist.types import StatusWatchlist
 
 
+class AlertPayload(TypedDict):
+    """An alert as published (lfr.alert/2, appliance/schemas/alert.json): Alert.to_payload(). The crop travels
+    as base64, and only on MQTT (None in the outbox row and the audit entry)."""
+
+    schema: str
+    event_id: str
+    created_at: str
+    captured_at: str | None
+    first_seen_at: str | None
+    device_id: str
+    deployment_id: str | None
+    subject_id: str
+    category: str
+    score: float
+    threshold: float
+    track_id: int
+    looks: int | None
+    model_id: str
+    watchlist_id: str
+    watchlist_version: int
+    watchlist_sha256: str | None
+    crop_jpeg_b64: str | None
+
+
+class DecisionPayload(TypedDict):
+    """An officer's decision as published (appliance/schemas/decision.json): Decision.to_payload()."""
+
+    schema: str
+    event_id: str
+    alert_id: str
+    created_at: str
+    device_id: str
+    officer_id: str
+    decision: str  # confirm, reject, unsure
+    note: str | None
+
+
 class DecisionRow(TypedDict):
     """A row of the decisions table (EventStore.decisions_for, and an alert's `latest_decision`)."""
 

@@ -26,6 +26,7 @@ import numpy as np
 from appliance.matching.errors import GalleryError
 from appliance.paths import models_dir
 from appliance.runtime.manifest import ModelSpec, sha256_of
+from appliance.runtime.types import Normalisation
 
 METHOD = "background-shift"
 
@@ -104,7 +105,7 @@ def normaliser_for(spec: ModelSpec, root: Path | None = None) -> BackgroundNorma
     return load_background(path, int(norm["k"]), sha256_of(path) if path.is_file() else "")
 
 
-def normalisation_record(spec: ModelSpec, normaliser: BackgroundNormaliser | None) -> dict | None:
+def normalisation_record(spec: ModelSpec, normaliser: BackgroundNormaliser | None) -> Normalisation | None:
     """The manifest's [normalisation] table as calibrated: the same, with the background set's sha256 and size."""
     if normaliser is None or not spec.normalisation:
         return None

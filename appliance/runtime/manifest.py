@@ -20,6 +20,7 @@ import tomli_w
 
 from appliance.errors import ModelError
 from appliance.paths import models_dir, shared_dir
+from appliance.runtime.types import Normalisation
 
 try:
     import tomllib
@@ -70,7 +71,7 @@ class ModelSpec:
         )
 
     @property
-    def normalisation(self) -> dict[str, Any] | None:
+    def normalisation(self) -> Normalisation | None:
         """How this embedder's scores are normalised before the threshold (matching/normalise.py), or None
         for the raw cosine. The calibrated threshold is on that scale."""
         return self.raw.get("normalisation") or None
@@ -155,7 +156,7 @@ def load_manifest(root: Path | None = None) -> Manifest:
 
 
 def write_calibration(model_id: str, calibration: dict[str, Any], root: Path | None = None,
-                      normalisation: dict[str, Any] | None = None) -> Path:
+                      normalisation: Normalisation | None = None) -> Path:
     """Write a model's [calibration] table back into the manifest (used by `appliance eval --calibrate`),
     and its [normalisation] table when the scale was measured with one (the background set's sha256)."""
     path = (root or models_dir()) / MANIFEST_NAME

@@ -27,6 +27,7 @@ import numpy as np
 from appliance.config import Config
 from appliance.runtime.manifest import ONNXRUNTIME, ModelSpec, load_manifest, sha256_of
 from appliance.vision.align import ARCFACE_TEMPLATE
+from appliance.vision.types import PipelineFingerprint
 
 INFORMATIONAL = ("python", "machine")  # not compared as versions are (machine: machine_difference)
 
@@ -51,7 +52,7 @@ def _model(spec: ModelSpec | None) -> str:
     return f"{spec.id} sha256:{spec.sha256}" if spec is not None else "none"
 
 
-def pipeline_fingerprint(config: Config) -> dict[str, Any]:
+def pipeline_fingerprint(config: Config) -> PipelineFingerprint:
     """The fingerprint of the pipeline this configuration builds (flat, TOML-friendly, strings only)."""
     manifest = load_manifest(config.models.dir)
     embedder = manifest.get(config.models.embedder, "embedder")
@@ -59,7 +60,7 @@ def pipeline_fingerprint(config: Config) -> dict[str, Any]:
     detector = manifest.get(config.models.detector, "detector")
     d, q = config.detector, config.quality
     inp = embedder.input
-    fingerprint = {
+    fingerprint: PipelineFingerprint = {
         "numpy": np.__version__,
         "opencv": cv2.__version__,
         "interpreter": interpreter_version([s for s in (detector, landmarks, embedder) if s is not None]),
@@ -85,7 +86,7 @@ def pipeline_fingerprint(config: Config) -> dict[str, Any]:
     return fingerprint
 
 
-def pipeline_differences(calibrated: dict[str, Any] | None, running: dict[str, Any]) -> list[str]:
+def pipeline_differences(calibrated: PipelineFingerprint | None, running: PipelineFingerprint) -> list[str]:
     """One line per difference that can move the scores, e.g. "opencv 4.12.0 (calibrated with 4.11.0)".
 
     An evidence without a fingerprint (a calibration older than this check) is one difference of its own.
@@ -107,11 +108,11 @@ def _evidence(embedder_spec: ModelSpec) -> dict[str, Any]:
     return cal.evidence if cal is not None and isinstance(cal.evidence, dict) else {}
 
 
-def calibrated_fingerprint(embedder_spec: ModelSpec) -> dict[str, Any] | None:
+def calibrated_fingerprint(embedder_spec: ModelSpec) -> PipelineFingerprint | None:
     return _evidence(embedder_spec).get("pipeline")
 
 
-def machine_difference(evidence: dict[str, Any], running: dict[str, Any], threshold: float) -> str | None:
+def machine_difference(evidence: dict[str, Any], running: PipelineFingerprint, threshold: float) -> str | None:
     """None when the threshold is evidenced on the running CPU architecture: the one it was calibrated on, or
     one with `evidence.arch.<machine>` for the same embedder file and threshold and no pair crossing it."""
     calibrated_on = (evidence.get("pipeline") or {}).get("machine")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 
@@ -76,3 +77,24 @@ class Face:
     embedding: np.ndarray | None = None  # (D,) float32, L2-normalised
     track_id: int | None = None
     extra: dict = field(default_factory=dict)
+
+
+class PipelineFingerprint(TypedDict, total=False):
+    """What a calibrated threshold was measured with (vision/fingerprint.py): flat, strings only, so it sits in
+    the manifest's evidence as a TOML table. A calibration's fingerprint may be older and lack a key; the
+    running one has them all, `scores` only when the embedder's scores are normalised."""
+
+    numpy: str
+    opencv: str
+    interpreter: str
+    xnnpack: str
+    detector: str
+    landmarks: str
+    embedder: str
+    alignment: str
+    preprocessing: str
+    detection: str
+    quality_gate: str
+    python: str
+    machine: str
+    scores: str

@@ -1,0 +1,22 @@
+"""The records the runtime package hands to other packages (issue 14: typed seams). TypedDicts: plain dicts
+at run time, read from and written to models/manifest.toml under these names."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class _NormalisationRequired(TypedDict):
+    method: str  # "background-shift" (matching/normalise.py METHOD)
+    k: int
+    background: str  # the background set, relative to the models directory
+
+
+class Normalisation(_NormalisationRequired, total=False):
+    """A model's [normalisation] table (ModelSpec.normalisation): how its scores are normalised before the
+    threshold. As calibrated (matching.normalise.normalisation_record) it also records the background set's
+    sha256 and size, and how its photos were chosen."""
+
+    sha256: str
+    faces: int
+    photos: str
