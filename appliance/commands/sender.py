@@ -10,7 +10,7 @@ import time
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.commands.signing import build_command, sign_command
-from appliance.commands.types import CommandAck
+from appliance.commands.types import CommandAck, CommandEnvelope
 from appliance.errors import SyncError
 from appliance.sync import topics
 from appliance.sync.mqtt import MqttConnection, MqttSettings
@@ -36,7 +36,8 @@ class CommandSender:
             if isinstance(ack, dict):
                 self._acks.put(ack)
 
-    def send_envelope(self, device_id: str, envelope: dict | bytes, *, timeout: float = 15.0) -> CommandAck:
+    def send_envelope(self, device_id: str, envelope: CommandEnvelope | dict | bytes, *,
+                      timeout: float = 15.0) -> CommandAck:
         """Publish as given (tests use this to send forged or replayed envelopes) and wait for the ack."""
         data = envelope if isinstance(envelope, bytes) else json.dumps(envelope)
         self.conn.publish(topics.commands(device_id), data, qos=1).wait(timeout)

@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from appliance.audit.chain import canonical
+from appliance.commands.types import CommandBody, CommandEnvelope
 from appliance.events.models import new_event_id
 from appliance.keys.keypairs import key_id
 from appliance.message_kinds import COMMAND
@@ -50,7 +51,7 @@ class Command:
 
 
 def build_command(kind: str, device_id: str, args: dict | None = None, *, lifetime_s: int = 600,
-                  now: datetime | None = None) -> dict:
+                  now: datetime | None = None) -> CommandBody:
     if kind not in TYPES:
         raise ValueError(f"command type must be one of {TYPES}")
     now = now or utcnow()
@@ -59,7 +60,7 @@ def build_command(kind: str, device_id: str, args: dict | None = None, *, lifeti
             "args": dict(args or {})}
 
 
-def sign_command(private_key: Ed25519PrivateKey, command: dict) -> dict:
+def sign_command(private_key: Ed25519PrivateKey, command: CommandBody) -> CommandEnvelope:
     """The envelope published on the device's commands topic."""
     return {"schema": SCHEMA, "command": command, "key_id": key_id(private_key.public_key()),
             "sig": base64.b64encode(private_key.sign(_DOMAIN + canonical(command))).decode("ascii")}

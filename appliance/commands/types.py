@@ -6,6 +6,27 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 
+class CommandBody(TypedDict):
+    """What the control room commands (appliance/schemas/command.json's `command`): build_command()."""
+
+    id: str
+    type: str  # signing.TYPES
+    device_id: str
+    issued_at: str
+    expires_at: str
+    nonce: str
+    args: dict[str, Any]
+
+
+class CommandEnvelope(TypedDict):
+    """The signed command as published on a device's commands topic: sign_command()."""
+
+    schema: str
+    command: CommandBody
+    key_id: str
+    sig: str  # base64 Ed25519 over the canonical command
+
+
 class RevocationResult(TypedDict, total=False):
     """What a revocation did, step by step (the ack's `result`, and the `revocation` audit entry). A step
     that failed is False; matching_stopped_ms is the time to stop matching."""

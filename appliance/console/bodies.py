@@ -159,7 +159,8 @@ async def bounded_body(request: Request, max_bytes: int) -> bytes | str:
                 return f"the body is larger than {max_bytes} bytes"
     except ClientDisconnect:
         return "the body was cut off"
-    request._body = bytes(raw)  # Starlette's cache: form() and json() read it from here
+    # Starlette's private body cache (it has no public setter): body(), form() and json() read it from here.
+    request._body = bytes(raw)
     return request._body
 
 

@@ -28,6 +28,8 @@ def commands(parser: argparse.ArgumentParser,
              prefix: str = "appliance") -> Iterator[tuple[str, argparse.ArgumentParser]]:
     """(full command name, its parser) for the top level and every nested sub-command, in order."""
     yield prefix, parser
+    # argparse has no public way to list a parser's actions or sub-parsers: _actions, _SubParsersAction and
+    # _choices_actions are its internals (stable since Python 3.2), read here only to document the CLI.
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
@@ -38,7 +40,7 @@ def undocumented(parser: argparse.ArgumentParser | None = None) -> list[str]:
     """Commands and options without a help text."""
     out = []
     for name, p in commands(parser or build_parser()):
-        for action in p._actions:
+        for action in p._actions:  # argparse internals, as in commands()
             if isinstance(action, argparse._SubParsersAction):
                 helps = {c.dest: c.help for c in action._choices_actions}
                 out += [f"{name} {c}" for c in action.choices if not helps.get(c)]

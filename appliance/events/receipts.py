@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from appliance.events.models import utc_now_iso
 from appliance.events.schemas import payload_error
+from appliance.events.types import Receipt
 from appliance.keys.keypairs import key_id
 from appliance.message_kinds import RECEIPT
 
@@ -42,14 +43,14 @@ def _signed_bytes(body: dict) -> bytes:
 
 
 def sign_receipt(private_key: Ed25519PrivateKey, *, device_id: str, stream_id: str, upto: int, gap: bool,
-                 time: str | None = None) -> dict:
-    body = {"schema": RECEIPT_V2, "device_id": device_id, "stream_id": stream_id, "upto": int(upto),
+                 time: str | None = None) -> Receipt:
+    body: Receipt = {"schema": RECEIPT_V2, "device_id": device_id, "stream_id": stream_id, "upto": int(upto),
             "gap": bool(gap), "time": time or utc_now_iso(), "key_id": key_id(private_key.public_key())}
     body["sig"] = base64.b64encode(private_key.sign(_signed_bytes(body))).decode("ascii")
     return body
 
 
-def unsigned_receipt(*, device_id: str, stream_id: str, upto: int, gap: bool) -> dict:
+def unsigned_receipt(*, device_id: str, stream_id: str, upto: int, gap: bool) -> Receipt:
     """lfr.receipt/1, for vans without a pinned key (a receiver started without --signing-key)."""
     return {"schema": RECEIPT_V1, "device_id": device_id, "stream_id": stream_id, "upto": int(upto),
             "gap": bool(gap), "time": utc_now_iso()}

@@ -165,3 +165,20 @@ class StatusPayload(_StatusHead, total=False):
     link: Link
     outbox_backlog: int
     warnings: list[str]
+
+
+class _ReceiptBody(TypedDict):
+    schema: str  # lfr.receipt/1 (unsigned) or lfr.receipt/2
+    device_id: str
+    stream_id: str
+    upto: int  # every outbox row up to this sequence number arrived
+    gap: bool
+    time: str
+
+
+class Receipt(_ReceiptBody, total=False):
+    """The control room's cumulative receipt (appliance/schemas/receipt.json, receipt_v1.json): sign_receipt()
+    adds the key id and the signature, unsigned_receipt() is for vans without a pinned key."""
+
+    key_id: str
+    sig: str

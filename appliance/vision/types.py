@@ -11,6 +11,14 @@ import numpy as np
 RIGHT_EYE, LEFT_EYE, NOSE_TIP, MOUTH, RIGHT_EAR, LEFT_EAR = range(6)
 
 
+class DetectionJson(TypedDict):
+    """A detection as `appliance detect --json` prints it."""
+
+    box: list[float]  # x1, y1, x2, y2 in pixels
+    score: float
+    landmarks: list[list[float]]  # the keypoints, [x, y] each
+
+
 @dataclass(frozen=True)
 class Detection:
     """One face found by the detector."""
@@ -31,7 +39,7 @@ class Detection:
     def interocular(self) -> float:
         return float(np.linalg.norm(self.keypoints[RIGHT_EYE] - self.keypoints[LEFT_EYE]))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> DetectionJson:
         return {
             "box": [round(float(v), 1) for v in self.box],
             "score": round(self.score, 4),
