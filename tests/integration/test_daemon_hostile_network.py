@@ -211,13 +211,14 @@ def test_forged_receipts_do_not_make_the_daemon_drop_or_skip_events(van):
         attacker.publish(topics.receipts(DEVICE), b"\xff" * 70_000, qos=1).wait(10)
     finally:
         attacker.close()
-    _wait(lambda: app.publisher.receipts_refused >= refused_before + 5, 15, "the daemon to refuse the receipts")
+    time.sleep(2.0)  # delivered (QoS 1 acked by the broker); the van handles a receipt within milliseconds
     missing = set(_outbox_ids(app)) - _stored_at_control(van)
     assert missing, "nothing was waiting for the control room"
     ids = _outbox_ids(app)
     assert events.received_upto() < min(ids[e] for e in missing), "a forged receipt was believed"
     unconfirmed = {r[0] for r in events.db.conn.execute("SELECT event_id FROM outbox WHERE received_at IS NULL")}
     assert missing <= unconfirmed
+    assert app.publisher.receipts_refused >= refused_before + 5
 
     # The control room is back: every event reaches it, once, in the van's order, and is then confirmed.
     van.receiver = _control_room(van)
