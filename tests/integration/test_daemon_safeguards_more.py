@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from types import SimpleNamespace
 
 import cv2
@@ -91,7 +92,8 @@ def van(tmp_path_factory, lfw_watchlist, pipeline):
     app = Appliance(load_config(cfg), cfg, with_mqtt=False)
     app.start()
     url = f"http://127.0.0.1:{port}"
-    v = SimpleNamespace(app=app, cfg=cfg, base=base, data=data, url=url, consoles=[], n_subjects=len(entries))
+    v = SimpleNamespace(app=app, cfg=cfg, base=base, data=data, url=url, consoles=[], n_subjects=len(entries),
+                        names=[e.meta["display_name"] for e in entries])
     _wait(lambda: _up(url), 30, "the daemon's console")
     try:
         yield v
@@ -256,11 +258,13 @@ def test_the_status_gives_the_expected_rate_for_the_list_size_only_at_the_calibr
 def test_the_daemons_audit_chain_verifies_exports_and_names_an_altered_entry(van, tmp_path, capsys):
     app = van.app
     alert_id = _alert(van)
+    dep = app.safeguards.deployments.active_id()
     pc = Officer(van, "PC1234")
     assert pc.post(f"/api/alerts/{alert_id}/decision", {"decision": "reject", "note": "not him"}).status_code == 201
     assert pc.post("/api/deployment/end", {}).status_code == 200
     app.stop()  # the module's daemon: this test is the last one
     cfg, data = str(van.cfg), van.data
+    _assert_the_report_gives_what_the_daemon_recorded(van, dep, tmp_path, capsys)
 
     assert main(["audit", "verify", "--config", cfg]) == 0
     n = int(re.search(r"OK: (\d+) entries", capsys.readouterr().out).group(1))
@@ -289,3 +293,41 @@ def test_the_daemons_audit_chain_verifies_exports_and_names_an_altered_entry(van
     assert main(["audit", "verify", "--config", cfg]) == 1
     said = capsys.readouterr().out
     assert f"BROKEN at entry {seq}" in said and "altered" in said
+
+
+def _assert_the_report_gives_what_the_daemon_recorded(van, dep: str, tmp_path, capsys) -> None:
+    """`appliance report` on the stopped daemon's data dir: its figures are the ones the daemon recorded (the
+    alerts it raised, each counted by its two-officer outcome, the list, threshold and expected rate of the
+    deployment's start event), and neither rendering holds a subject id, a name or an image."""
+    store, _audit = open_events(van.data)
+    try:
+        alerts = store.alerts(limit=10_000, deployment_id=dep)
+        states = Counter(outcome(store.decisions_for(a["event_id"]), two_officer=True).state for a in alerts)
+        [started] = [p["deployment"] for p in _outbox(SimpleNamespace(events=store), "deployments")
+                     if p["event"] == "started" and p["deployment"]["id"] == dep]
+    finally:
+        store.close()
+    assert alerts and states["confirmed"] >= 1 and states["rejected"] >= 1, states  # the module's decisions
+    cal = van.app.pipeline.embedder_spec.calibration
+    gallery = van.app.pipeline.embedder_spec.raw["calibration"]["evidence"]["gallery_size"]
+    rate = float(f"{1.0 - (1.0 - cal.target_fpir) ** (van.n_subjects / float(gallery)):.4g}")
+    out = {ext: tmp_path / f"report.{ext}" for ext in ("json", "md", "html")}
+    for path in out.values():
+        assert main(["report", "--config", str(van.cfg), "--deployment", dep, "--out", str(path)]) == 0
+    capsys.readouterr()
+    r = json.loads(out["json"].read_text())
+    assert r["alerts"] == len(alerts) and r["confirmed"] == states["confirmed"]
+    assert r["rejected"] == states["rejected"] and r["unsure"] == states["unsure"] + states["disputed"]
+    assert r["pending"] == states["pending"] + states["awaiting_second"]
+    assert r["deployment"]["watchlist"] == started["watchlist"] and started["watchlist"]["subjects"] == van.n_subjects
+    assert r["deployment"]["threshold"] == started["threshold"] == cal.threshold
+    assert r["expected_false_alert_rate"] == started["expected_false_alert_rate"] == rate
+    assert r["deployment"]["end_reason"] == "officer" and r["audit"]["ok"] is True
+    subject_ids = {a["subject_id"] for a in alerts}
+    for ext in ("md", "html"):
+        text = out[ext].read_text()
+        assert f"The system raised {len(alerts)} alert" in text and f"{states['confirmed']} confirmed" in text
+        assert f"{started['threshold']:.4f}" in text and started["watchlist"]["sha256"][:16] in text
+        assert f"about 1 in {1 / rate:,.0f}" in text
+        leaks = [x for x in [*subject_ids, *van.names, "<img", "data:image", "/9j/"] if x in text]
+        assert not leaks, (ext, leaks)
