@@ -27,3 +27,4 @@ watchlist_expires_at
 matching
 threshold_floor
 expected_false_alert_rate_upper
+calibration_groups  # ConsoleStatus key served by /api/status: the group figures behind the threshold (tests read it)

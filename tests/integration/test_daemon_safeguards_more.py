@@ -249,10 +249,31 @@ def test_the_status_gives_the_expected_rate_for_the_list_size_only_at_the_calibr
     _wait(lambda: pc.status()["threshold"] == raised, 30, "the reload to apply the raised threshold")
     status = pc.status()
     assert status["expected_false_alert_rate"] is None and status["expected_false_alert_rate_upper"] is None
+    assert not [w for w in status["warnings"] if "across groups" in w]  # stricter: every group still meets it
+
+    # Below the calibrated threshold (above the floor): the group evaluation no longer covers it, and the
+    # daemon says so on the banner and in the audit chain.
+    lowered = round((cal.threshold + cal.floor) / 2, 4)
+    van.cfg.write_text(van.base + f"[matcher]\nthreshold = {lowered}\n")
+    app.request_reload()
+    _wait(lambda: pc.status()["threshold"] == lowered, 30, "the reload to apply the lowered threshold")
+    [warning] = [w for w in pc.status()["warnings"] if "across groups" in w]
+    assert f"{lowered:.4f}" in warning and f"{cal.threshold:.4f}" in warning
+    unequal = [e for e in iter_entries(app.events.db) if e.kind == "threshold.unequal"]
+    assert [e.data["threshold"] for e in unequal] == [lowered]
+
     van.cfg.write_text(van.base)
     app.request_reload()
     _wait(lambda: pc.status()["threshold"] == cal.threshold, 30, "the reload back to the calibrated threshold")
-    assert pc.status()["expected_false_alert_rate"] == expected
+    status = pc.status()
+    assert status["expected_false_alert_rate"] == expected and status["warnings"] == []
+    # The evaluation across groups behind the threshold, as the manifest recorded it.
+    groups = status["calibration_groups"]
+    evidence = app.pipeline.embedder_spec.raw["calibration"]["evidence"]
+    assert groups["threshold"] == cal.threshold and groups["binding_group"] == evidence["binding_group"]
+    assert set(groups["groups"]) == set(evidence["groups"]) and len(groups["groups"]) >= 2
+    for name, g in groups["groups"].items():
+        assert g["false_alarms_at_threshold"] == evidence["groups"][name]["false_alarms_at_threshold"]
 
 
 def test_the_daemons_audit_chain_verifies_exports_and_names_an_altered_entry(van, tmp_path, capsys):
