@@ -4,6 +4,7 @@ deployed ACL), not on the receivers alone (tests/integration/test_hostile_networ
 
 - a signed bundle with an impossible date, and a reused transfer id with another bundle, are refused with the
   reason in the audit chain; the daemon keeps the list it runs and keeps raising alerts on it;
+- a transfer whose chunks hold more than it declared leaves the daemon's spool at once;
 - forged receipts on the van's receipts topic do not make the daemon's outbox drop or skip events: what the
   control room did not store stays unconfirmed, and reaches it once it is back;
 - with `deployment.two_officer_confirmation`, the control room shows an alert as confirmed only once two
@@ -40,6 +41,7 @@ from appliance.events.receipts import sign_receipt, unsigned_receipt
 from appliance.keys.keypairs import load_device_private
 from appliance.keys.paths import device_key_path
 from appliance.sync import topics
+from appliance.sync.chunks import Chunk, split
 from appliance.sync.mqtt import MqttConnection
 from appliance.sync.watchlist_sync import publish_bundle
 from appliance.watchlist import builder as builder_mod
@@ -186,6 +188,29 @@ def test_an_absurd_bundle_and_a_reused_transfer_id_are_refused_and_audited_and_m
     alert = _new_alert_on(app, 2, len(_alerts(app)))
     assert alert[2] == applied["watchlist_sha256"]
     assert app.safeguards.audit.verify().ok
+
+
+def test_a_transfer_holding_more_than_it_declared_leaves_the_daemons_spool(van):
+    """Chunks whose data add up to more than their declared total, never completing: the daemon's spool drops
+    the transfer at once (not after the 48-hour stale sweep) and the list in use does not change."""
+    app = van.app
+    meta = app.watchlist.meta()
+    path = _bundle(van, "big", 9)
+    tid = bytes.fromhex("cd" * 16)
+    _, chunks = split(path, 512, tid)
+    chunks = list(chunks)
+    lying = [Chunk(c.transfer_id, c.index, c.count, c.total // 3, c.sha256, c.data) for c in chunks]
+    lying = lying[: 2 * len(lying) // 3]
+    conn = MqttConnection(van.broker.settings("control-room", "cr-spool-daemon"), clean_start=True).connect()
+    try:
+        conn.publish(topics.watchlist_bundles(DEVICE), lying[0].encode(), qos=1).wait(10)
+        _wait(lambda: app.sync.spool.transfers() == [tid], 10, "the first chunk in the daemon's spool")
+        for c in lying[1:]:
+            conn.publish(topics.watchlist_bundles(DEVICE), c.encode(), qos=1).wait(10)
+    finally:
+        conn.close()
+    _wait(lambda: app.sync.spool.transfers() == [], 10, "the oversized transfer to leave the spool")
+    assert app.watchlist.meta()["watchlist_sha256"] == meta["watchlist_sha256"] and app.matching_enabled()
 
 
 # -- receipts -------------------------------------------------------------------------------------------------

@@ -7,10 +7,13 @@ console's real HTTP API on its own port), not on the component that implements t
 - with `deployment.two_officer_confirmation`, one officer's confirmation leaves the alert awaiting a second
   officer, the same officer twice still counts once, a second officer's confirmation makes it confirmed;
 - the console's status gives the expected false-alert rate from the manifest's calibration for the running
-  list size, and none once the threshold is not the calibrated one;
-- after the daemon has written its audit chain (deployment, alert, decisions, end) and stopped,
-  `appliance audit verify` passes, `export` + `verify-export` pass with the public key alone, and altering
-  one row makes `verify` name that entry.
+  list size, and none once the threshold is not the calibrated one; a threshold below the one calibrated
+  across groups is named on the banner and audited (`threshold.unequal`), and the status gives the group figures;
+- after the daemon has written its audit chain (deployment, alert, decisions, end) and stopped, the chain
+  holds what AI Act Art. 12(3) asks, `appliance audit verify` passes, `export` + `verify-export` pass with the
+  public key alone, and altering one row makes `verify` name that entry;
+- `appliance report` on the stopped daemon's data dir gives the figures the daemon recorded, with no subject
+  id, name or image.
 
 One daemon serves the whole module (the last test stops it). Its watchlist holds LFW faces applied through
 the signed bundle path; its camera shows those people in other photos, so the alerts decided on are ones the
@@ -292,12 +295,14 @@ def test_the_daemons_audit_chain_verifies_exports_and_names_an_altered_entry(van
     store, _audit = open_events(data)
     try:
         store_entries = list(iter_entries(store.db))
+        raised = {a["event_id"]: a for a in store.alerts(limit=10_000, deployment_id=dep)}
     finally:
         store.close()
     kinds = [e.kind for e in store_entries]
     for kind in ("deployment.started", "alert", "decision", "deployment.ended"):
         assert kind in kinds, (kind, kinds)
     assert len(store_entries) == n
+    _assert_the_chain_holds_what_art_12_asks(store_entries, dep, raised)
 
     out = tmp_path / "export.jsonl"
     assert main(["audit", "export", "--config", cfg, "--from", "2000-01-01", "--out", str(out)]) == 0
@@ -352,3 +357,20 @@ def _assert_the_report_gives_what_the_daemon_recorded(van, dep: str, tmp_path, c
         assert f"about 1 in {1 / rate:,.0f}" in text
         leaks = [x for x in [*subject_ids, *van.names, "<img", "data:image", "/9j/"] if x in text]
         assert not leaks, (ext, leaks)
+
+
+def _assert_the_chain_holds_what_art_12_asks(entries: list, dep: str, raised: dict[str, dict]) -> None:
+    """AI Act Art. 12(3)(a)-(d) in the chain the daemon wrote: the period of use, the reference database, the
+    input that matched (subject, score, list version; never the crop) and who verified it."""
+    started = next(e for e in entries if e.kind == "deployment.started" and e.data["deployment"]["id"] == dep)
+    ended = next(e for e in entries if e.kind == "deployment.ended" and e.data["deployment"]["id"] == dep)
+    record = started.data["deployment"]
+    assert record["starts_at"] and ended.data["deployment"]["ended_at"] and ended.actor == "PC1234"
+    alerts = [e for e in entries if e.kind == "alert" and e.data["deployment_id"] == dep]
+    assert {e.data["event_id"] for e in alerts} == set(raised)
+    for e in alerts:
+        a = raised[e.data["event_id"]]
+        assert (e.data["subject_id"], e.data["score"]) == (a["subject_id"], a["score"])
+        assert e.data["watchlist_sha256"] == record["watchlist"]["sha256"] and "crop_jpeg_b64" not in e.data
+    decisions = [e for e in entries if e.kind == "decision" and e.data["alert_id"] in raised]
+    assert decisions and {e.actor for e in decisions} <= set(OFFICERS)
