@@ -42,7 +42,7 @@ KINDS = (
     "alert", "decision", "config.changed", "config.needs_restart", "config.refused", "threshold.changed",
     "login", "login.failed", "logout",
     "purge", "legal_hold.set", "legal_hold.cleared", "revocation", "command.accepted", "command.refused",
-    "command.failed", "audit.exported", "pipeline.changed", "watchlist.subjects_expired",
+    "command.failed", "audit.exported", "pipeline.changed", "watchlist.subjects_expired", "threshold.unequal",
 )
 _COLS = ("seq", "at", "device_id", "kind", "actor", "data", "prev", "hash", "key_id", "sig")
 

@@ -65,6 +65,7 @@ class ConsoleStatus(TypedDict, total=False):
     expected_false_alert_rate: float | None
     expected_false_alert_rate_upper: float | None
     rejected_share: float | None
+    calibration_groups: dict | None  # the threshold's evaluation per group (matching/group_evidence.py)
     warnings: list[str]  # the technician's banner: pipeline changed, settings waiting for a restart
 
 

@@ -49,6 +49,9 @@ HELLO_DAYS = 30  # on connect, receipts go to vans heard from within this many d
 _TOPIC = re.compile(rf"^{re.escape(topics.PREFIX)}/([A-Za-z0-9_.-]{{1,64}})/(.+)$")
 MAX_PAYLOAD_BYTES = 2 * 1024 * 1024  # an alert with its crop is ~20-60 KB
 MAX_PAYLOAD_DEPTH = 8
+# appliance/decisions/confirmation.py's states, as the decision lines say them.
+OUTCOME_WORDS = {"awaiting_second": "awaiting a second officer",
+                 "disputed": "disputed (confirmed and rejected by different officers)"}
 
 
 class Refused(ValueError):
@@ -234,7 +237,7 @@ class ControlReceiver:
         # Committed: now it is safe to tell the van and the operator.
         if new:
             self.stats["stored"] += 1
-            self.out(self._event_line(now, kind, device, payload))
+            self.out(self._event_line(now, kind, device, payload) + self._outcome_note(kind, device, payload))
         elif receipt is None or not receipt[2]:
             self.stats["duplicates"] += 1
         if receipt is not None:
@@ -287,6 +290,14 @@ class ControlReceiver:
         d = p["deployment"]
         return f"{now} {device} deployment {d['id']} {p['event']}" + (
             f" ({d.get('end_reason')})" if p["event"] == "ended" else f" by {d['authorised_by']}")
+
+    def _outcome_note(self, kind: str, device: str, p: dict) -> str:
+        """After a decision: where its alert stands under the van's rule. In two-officer mode one officer's
+        'confirm' leaves it awaiting a second officer, and the line must not read as a confirmation."""
+        if kind != kinds.DECISION.name:
+            return ""
+        state = self.store.alert_outcome(device, p["alert_id"]).state
+        return f"; alert {OUTCOME_WORDS.get(state, state)}"
 
     @staticmethod
     def _status_line(now: str, device: str, p: dict) -> str:

@@ -21,6 +21,7 @@ import sqlite_utils
 from appliance import message_kinds as kinds
 from appliance.audit.types import AuditHeadPayload
 from appliance.control.types import Arrival, AuditHeadRow
+from appliance.decisions.confirmation import Outcome, outcome
 from appliance.errors import StorageError
 from appliance.events.types import StatusPayload
 from appliance.storage import KeyProvider, Migration, Migrations, migrate, open_db
@@ -204,6 +205,31 @@ class ControlStore:
             raise ValueError(table)
         with self.lock:
             return int(self.db.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def two_officer(self, device_id: str, deployment_id: str | None) -> bool:
+        """Whether the van ran this deployment under the two-officer rule, as its deployment event says
+        (`two_officer_confirmation` in the record). No event for it, or a record from a van before the field
+        existed: one officer, the vans' default."""
+        if deployment_id is None:
+            return False
+        with self.lock:
+            row = self.db.conn.execute("SELECT payload FROM deployments WHERE device_id = ? AND deployment_id = ? "
+                                       "LIMIT 1", (device_id, deployment_id)).fetchone()
+        return row is not None and json.loads(row[0])["deployment"].get("two_officer_confirmation") is True
+
+    def alert_outcome(self, device_id: str, alert_id: str) -> Outcome:
+        """What the alert stands at, from the officers' decisions the van sent, under the rule its deployment
+        ran with: the console's rule (appliance/decisions/confirmation.py), so the control room never shows as
+        confirmed what the van still holds as awaiting a second officer."""
+        with self.lock:
+            alert = self.db.conn.execute("SELECT deployment_id FROM alerts WHERE device_id = ? AND event_id = ?",
+                                         (device_id, alert_id)).fetchone()
+            # The van's order: the outbox sequence where it sent one, else the time decided.
+            rows = self.db.conn.execute(
+                "SELECT officer_id, decision FROM decisions WHERE device_id = ? AND alert_id = ? "
+                "ORDER BY seq IS NULL, seq, created_at", (device_id, alert_id)).fetchall()
+        decisions = [{"officer_id": o, "decision": d} for o, d in rows]
+        return outcome(decisions, two_officer=self.two_officer(device_id, alert[0] if alert else None))
 
     def status(self, device_id: str) -> StatusPayload | None:
         with self.lock:

@@ -40,6 +40,7 @@ from appliance.device.notify import Notifier, Watchdog
 from appliance.errors import ApplianceError
 from appliance.events.models import Alert, epoch_iso
 from appliance.events.status import StatusReporter
+from appliance.matching.group_evidence import group_figures, group_warning
 from appliance.matching.service import MatchService
 from appliance.matching.threshold import resolve_threshold
 from appliance.timeutil import parse_time
@@ -83,6 +84,7 @@ class Appliance:
         # SIGHUP only sets this; the frame loop re-reads the config and applies it between frames (reload()).
         self._reload_requested = threading.Event()
         self.pipeline_warnings: list[str] = []
+        self.group_warnings: list[str] = []  # the threshold not covered by the evaluation across groups
         self.reload_warnings: list[str] = []  # settings in the config file that wait for a restart
 
     # -- assembly: one flat list of steps, each building one part (the factories are in daemon/assembly.py) --
@@ -98,6 +100,7 @@ class Appliance:
         self.init_safeguards()  # audit chain (hooked into the events store), deployments, retention, commands
         self.init_expiry()
         self._check_pipeline()
+        self._check_group_evidence()
         self.init_watchlist_sync()
         self.init_publisher()
         self.init_console()
@@ -196,6 +199,17 @@ class Appliance:
             self.safeguards.audit.record("pipeline.changed", "system",
                                          {"model_id": self.pipeline.model_id, "threshold": self.threshold,
                                           "differences": self.pipeline_warnings})
+
+    def _check_group_evidence(self) -> None:
+        """Say plainly when the threshold in use is not one the model's evaluation across groups covers
+        (matching/group_evidence.py): at start and after a reload changed the threshold."""
+        before = self.group_warnings
+        warning = group_warning(self.pipeline.embedder_spec, self.threshold)
+        self.group_warnings = [warning] if warning else []
+        if self.group_warnings and self.group_warnings != before:
+            log.warning("%s", warning)
+            self.safeguards.audit.record("threshold.unequal", "system", {
+                "model_id": self.pipeline.model_id, "threshold": self.threshold, "reason": warning})
 
     # -- the parts' callbacks -------------------------------------------------------------------------
     def matching_enabled(self) -> bool:
@@ -308,12 +322,13 @@ class Appliance:
             "expected_false_alert_rate": self._expected_rate(),
             "expected_false_alert_rate_upper": self._expected_rate_upper(),
             "rejected_share": store.get("rejected_share"),
+            "calibration_groups": group_figures(self.pipeline.embedder_spec),
             "warnings": self.warnings(),
         }
 
     def warnings(self) -> list[str]:
         """What the console's banner and the status topic say the technician should look at."""
-        return [*self.pipeline_warnings, *self.reload_warnings]
+        return [*self.pipeline_warnings, *self.group_warnings, *self.reload_warnings]
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -469,6 +484,7 @@ class Appliance:
         if threshold != self.threshold:
             self.safeguards.audit.record("threshold.changed", "sighup", {"from": self.threshold, "to": threshold})
             self.threshold = threshold
+            self._check_group_evidence()
         if plan.needs_restart:
             log.warning("reload: %s: not applied until a restart", ", ".join(sorted(plan.needs_restart)))
             self.safeguards.audit.record("config.needs_restart", "sighup", {

@@ -103,7 +103,8 @@ class DeploymentManager:
                 raise DeploymentError(f"deployment {self._active['id']} is active; end it first")
             now = self.clock()
             record = rec.build_record(request, self.context(), now=now, source=source,
-                                      max_hours=self.config.max_hours)
+                                      max_hours=self.config.max_hours,
+                                      two_officer=self.config.two_officer_confirmation)
             record.update(extra or {})
             payload = rec.payload(self.device_id, "started", record)
             with self.events.transaction() as db:

@@ -70,8 +70,9 @@ def new_deployment_id(now: datetime) -> str:
 
 
 def build_record(req: DeploymentRequest, ctx: MatchingContext, *, now: datetime, source: str, max_hours: float,
-                 deployment_id: str | None = None) -> DeploymentRecord:
-    """The deployment record (deployment.json's `deployment` object), or DeploymentError with one line."""
+                 deployment_id: str | None = None, two_officer: bool = False) -> DeploymentRecord:
+    """The deployment record (deployment.json's `deployment` object), or DeploymentError with one line.
+    two_officer: deployment.two_officer_confirmation, recorded so the control room applies the console's rule."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}")
     authorised_by = _text(req.authorised_by, "the authorising officer", 128)
@@ -108,6 +109,7 @@ def build_record(req: DeploymentRequest, ctx: MatchingContext, *, now: datetime,
         "threshold": round(float(ctx.threshold), 6),
         "model": {"id": ctx.model_id, "sha256": ctx.model_sha256},
         "expected_false_alert_rate": ctx.expected_false_alert_rate,
+        "two_officer_confirmation": bool(two_officer),
         "ended_at": None,
         "end_reason": None,
         "ended_by": None,

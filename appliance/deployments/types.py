@@ -60,10 +60,12 @@ class _DeploymentRecord(TypedDict):
 class DeploymentRecord(_DeploymentRecord, total=False):
     """A deployment's record (DeploymentManager.start/end/active/load, get_deployment, list_deployments).
     `command` only when a signed command started it; `counts` only where the record is read back with them
-    (get_deployment, list_deployments, the ended message)."""
+    (get_deployment, list_deployments, the ended message); `two_officer_confirmation` in records of vans that
+    send it (the control room applies the rule from it)."""
 
     command: CommandRef
     counts: DeploymentCounts
+    two_officer_confirmation: bool  # the van ran the two-officer rule (absent in records from older vans)
 
 
 class DeploymentStatus(TypedDict):

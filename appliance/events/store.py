@@ -308,15 +308,17 @@ class EventStore:
                 (alert_id,)).fetchall()
         return [dict(zip(_DECISION_COLS, r, strict=True)) for r in rows]
 
-    def counters(self, *, deployment_id: str | None = None) -> Counters:
+    def counters(self, *, deployment_id: str | None = None, two_officer: bool | None = None) -> Counters:
         """{alerts, confirmed, rejected, unsure, pending, rejected_share}: each alert counts by its outcome
         (decisions/confirmation.py): in one-officer mode its latest decision; in two-officer mode confirmed
         only when two different officers confirmed it (one confirmation is still pending, a dispute counts
-        as unsure). rejected_share = rejected / decided (None before any decision)."""
+        as unsure). rejected_share = rejected / decided (None before any decision). two_officer: the mode to
+        count in (a deployment's own, from its record); None: this store's (the config's)."""
         where = "WHERE a.deployment_id = ?" if deployment_id is not None else ""
         args = (deployment_id,) if deployment_id is not None else ()
+        two_officer = self.two_officer if two_officer is None else two_officer
         with self._lock:
-            if not self.two_officer:
+            if not two_officer:
                 rows = self.db.conn.execute(f"""
                     SELECT (SELECT d.decision FROM decisions d WHERE d.alert_id = a.event_id
                             ORDER BY d.created_at DESC, d.rowid DESC LIMIT 1) AS latest, count(*)

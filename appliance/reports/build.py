@@ -43,7 +43,8 @@ def build_report(events, deployment_id: str, *, public_key=None) -> Report:
     if dep is None:
         raise ApplianceError(f"no deployment {deployment_id} in this device's events database")
     counts = dep.get("counts") or {}
-    c = events.counters(deployment_id=deployment_id)
+    # The rule the deployment ran with (its record says since the field exists), not today's configuration.
+    c = events.counters(deployment_id=deployment_id, two_officer=dep.get("two_officer_confirmation"))
     seen = int(counts.get("faces_seen", 0))
     rate = dep.get("expected_false_alert_rate")
     audit = {"checked": False}

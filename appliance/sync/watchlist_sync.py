@@ -283,10 +283,15 @@ class WatchlistSyncService:
 
     def _transport_ack(self, tid: bytes, reason: str, detail: str) -> WatchlistAck:
         self.receiver.store.record_refusal(reason, detail, header=None, transfer_id=tid.hex(), bundle_sha256=None)
-        return {"schema": ACK_SCHEMA, "device": self.device_id, "time": iso(utcnow()), "status": "refused",
-                "transfer_id": tid.hex(), "bundle_sha256": None, "watchlist_id": None, "version": None,
-                "watchlist_sha256": None, "reason": reason, "detail": detail,
-                "active": self.receiver.store.active_summary()}
+        ack = {"schema": ACK_SCHEMA, "device": self.device_id, "time": iso(utcnow()), "status": "refused",
+               "transfer_id": tid.hex(), "bundle_sha256": None, "watchlist_id": None, "version": None,
+               "watchlist_sha256": None, "reason": reason, "detail": detail,
+               "active": self.receiver.store.active_summary()}
+        # Refused here, before the receiver saw the bundle (a reused transfer id, too large, corrupt): the
+        # receiver's hook (the daemon's audit) must see these refusals as it sees its own.
+        if self.receiver.on_ack is not None:
+            self.receiver.on_ack(ack)
+        return ack
 
     def _publish_ack(self, ack: WatchlistAck, wait: bool = True) -> None:
         self.last_ack = ack

@@ -36,7 +36,8 @@ class WatchlistReceiver:
     model_id: str
     dim: int | None = None
     on_applied: Callable[[WatchlistStore], None] | None = None  # e.g. swap the matcher's gallery
-    on_ack: Callable[[WatchlistAck], None] | None = None  # every ack of process(), applied or refused (e.g. the audit)
+    # Every ack of process(), applied or refused, and the sync service's refusals of a transfer (e.g. the audit).
+    on_ack: Callable[[WatchlistAck], None] | None = None
     timings: dict = field(default_factory=dict)  # seconds per step of the last bundle (make bench)
 
     def process(self, path: Path, *, transfer_id: str | None = None) -> WatchlistAck:

@@ -165,3 +165,45 @@ def test_alerts_queued_before_the_upgrade_are_stored_beside_new_ones_with_their_
     assert new_row["schema"] == "lfr.alert/2" and new_row["looks"] == 2
     assert (new_row["first_seen_at"], new_row["captured_at"]) == (new.first_seen_at, new.captured_at)
     assert env.receipts.get(timeout=10)["upto"] == 1 and env.receipts.get(timeout=10)["upto"] == 2
+
+
+def test_the_two_officer_rule_applies_at_the_control_room_as_the_deployment_says(env):
+    """A deployment whose record says two_officer_confirmation: one officer's 'confirm' leaves the alert
+    awaiting a second officer at the control room, a second officer's confirms it, a rejection makes it disputed.
+    A record from a van before the field existed: one officer, as before."""
+    from accountability_helpers import CTX, Clock, request
+
+    from appliance.deployments.record import build_record
+    from appliance.deployments.record import payload as deployment_payload
+
+    def deployment(two_officer: bool | None) -> str:
+        clock = Clock()
+        record = build_record(request(clock), CTX, now=clock(), source="console", max_hours=12,
+                              two_officer=bool(two_officer))
+        if two_officer is None:  # a van before the field
+            del record["two_officer_confirmation"]
+        env.send("deployments", deployment_payload(DEV, "started", record))
+        return record["id"]
+
+    def decide(alert: Alert, officer: str, decision: str) -> str:
+        d = Decision(device_id=DEV, alert_id=alert.event_id, officer_id=officer, decision=decision)
+        env.send("decisions", d.to_payload())
+        env.settle(len(env.lines) + 1)
+        return env.store.alert_outcome(DEV, alert.event_id).state
+
+    old, two = _alert(deployment_id=deployment(None)), _alert(deployment_id=deployment(True))
+    disputed = _alert(deployment_id=two.deployment_id)
+    for a in (old, two, disputed):
+        env.send("alerts", a.to_payload())
+    env.settle(5)
+    assert env.store.alert_outcome(DEV, two.event_id).state == "pending"
+    assert decide(old, "PC-1", "confirm") == "confirmed"
+    assert env.lines[-1].endswith("confirm by PC-1; alert confirmed"), env.lines[-1]
+    assert decide(two, "PC-1", "confirm") == "awaiting_second"
+    assert env.lines[-1].endswith("; alert awaiting a second officer"), env.lines[-1]
+    assert decide(two, "PC-1", "confirm") == "awaiting_second"  # the same officer twice is one officer
+    assert decide(two, "PS-2", "confirm") == "confirmed"
+    assert env.lines[-1].endswith("confirm by PS-2; alert confirmed"), env.lines[-1]
+    assert decide(disputed, "PC-1", "confirm") == "awaiting_second"
+    assert decide(disputed, "PS-2", "reject") == "disputed"
+    assert "; alert disputed" in env.lines[-1]

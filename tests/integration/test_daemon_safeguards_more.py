@@ -7,10 +7,13 @@ console's real HTTP API on its own port), not on the component that implements t
 - with `deployment.two_officer_confirmation`, one officer's confirmation leaves the alert awaiting a second
   officer, the same officer twice still counts once, a second officer's confirmation makes it confirmed;
 - the console's status gives the expected false-alert rate from the manifest's calibration for the running
-  list size, and none once the threshold is not the calibrated one;
-- after the daemon has written its audit chain (deployment, alert, decisions, end) and stopped,
-  `appliance audit verify` passes, `export` + `verify-export` pass with the public key alone, and altering
-  one row makes `verify` name that entry.
+  list size, and none once the threshold is not the calibrated one; a threshold below the one calibrated
+  across groups is named on the banner and audited (`threshold.unequal`), and the status gives the group figures;
+- after the daemon has written its audit chain (deployment, alert, decisions, end) and stopped, the chain
+  holds what AI Act Art. 12(3) asks, `appliance audit verify` passes, `export` + `verify-export` pass with the
+  public key alone, and altering one row makes `verify` name that entry;
+- `appliance report` on the stopped daemon's data dir gives the figures the daemon recorded, with no subject
+  id, name or image.
 
 One daemon serves the whole module (the last test stops it). Its watchlist holds LFW faces applied through
 the signed bundle path; its camera shows those people in other photos, so the alerts decided on are ones the
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from types import SimpleNamespace
 
 import cv2
@@ -91,7 +95,8 @@ def van(tmp_path_factory, lfw_watchlist, pipeline):
     app = Appliance(load_config(cfg), cfg, with_mqtt=False)
     app.start()
     url = f"http://127.0.0.1:{port}"
-    v = SimpleNamespace(app=app, cfg=cfg, base=base, data=data, url=url, consoles=[], n_subjects=len(entries))
+    v = SimpleNamespace(app=app, cfg=cfg, base=base, data=data, url=url, consoles=[], n_subjects=len(entries),
+                        names=[e.meta["display_name"] for e in entries])
     _wait(lambda: _up(url), 30, "the daemon's console")
     try:
         yield v
@@ -247,32 +252,57 @@ def test_the_status_gives_the_expected_rate_for_the_list_size_only_at_the_calibr
     _wait(lambda: pc.status()["threshold"] == raised, 30, "the reload to apply the raised threshold")
     status = pc.status()
     assert status["expected_false_alert_rate"] is None and status["expected_false_alert_rate_upper"] is None
+    assert not [w for w in status["warnings"] if "across groups" in w]  # stricter: every group still meets it
+
+    # Below the calibrated threshold (above the floor): the group evaluation no longer covers it, and the
+    # daemon says so on the banner and in the audit chain.
+    lowered = round((cal.threshold + cal.floor) / 2, 4)
+    van.cfg.write_text(van.base + f"[matcher]\nthreshold = {lowered}\n")
+    app.request_reload()
+    _wait(lambda: pc.status()["threshold"] == lowered, 30, "the reload to apply the lowered threshold")
+    [warning] = [w for w in pc.status()["warnings"] if "across groups" in w]
+    assert f"{lowered:.4f}" in warning and f"{cal.threshold:.4f}" in warning
+    unequal = [e for e in iter_entries(app.events.db) if e.kind == "threshold.unequal"]
+    assert [e.data["threshold"] for e in unequal] == [lowered]
+
     van.cfg.write_text(van.base)
     app.request_reload()
     _wait(lambda: pc.status()["threshold"] == cal.threshold, 30, "the reload back to the calibrated threshold")
-    assert pc.status()["expected_false_alert_rate"] == expected
+    status = pc.status()
+    assert status["expected_false_alert_rate"] == expected and status["warnings"] == []
+    # The evaluation across groups behind the threshold, as the manifest recorded it.
+    groups = status["calibration_groups"]
+    evidence = app.pipeline.embedder_spec.raw["calibration"]["evidence"]
+    assert groups["threshold"] == cal.threshold and groups["binding_group"] == evidence["binding_group"]
+    assert set(groups["groups"]) == set(evidence["groups"]) and len(groups["groups"]) >= 2
+    for name, g in groups["groups"].items():
+        assert g["false_alarms_at_threshold"] == evidence["groups"][name]["false_alarms_at_threshold"]
 
 
 def test_the_daemons_audit_chain_verifies_exports_and_names_an_altered_entry(van, tmp_path, capsys):
     app = van.app
     alert_id = _alert(van)
+    dep = app.safeguards.deployments.active_id()
     pc = Officer(van, "PC1234")
     assert pc.post(f"/api/alerts/{alert_id}/decision", {"decision": "reject", "note": "not him"}).status_code == 201
     assert pc.post("/api/deployment/end", {}).status_code == 200
     app.stop()  # the module's daemon: this test is the last one
     cfg, data = str(van.cfg), van.data
+    _assert_the_report_gives_what_the_daemon_recorded(van, dep, tmp_path, capsys)
 
     assert main(["audit", "verify", "--config", cfg]) == 0
     n = int(re.search(r"OK: (\d+) entries", capsys.readouterr().out).group(1))
     store, _audit = open_events(data)
     try:
         store_entries = list(iter_entries(store.db))
+        raised = {a["event_id"]: a for a in store.alerts(limit=10_000, deployment_id=dep)}
     finally:
         store.close()
     kinds = [e.kind for e in store_entries]
     for kind in ("deployment.started", "alert", "decision", "deployment.ended"):
         assert kind in kinds, (kind, kinds)
     assert len(store_entries) == n
+    _assert_the_chain_holds_what_art_12_asks(store_entries, dep, raised)
 
     out = tmp_path / "export.jsonl"
     assert main(["audit", "export", "--config", cfg, "--from", "2000-01-01", "--out", str(out)]) == 0
@@ -289,3 +319,58 @@ def test_the_daemons_audit_chain_verifies_exports_and_names_an_altered_entry(van
     assert main(["audit", "verify", "--config", cfg]) == 1
     said = capsys.readouterr().out
     assert f"BROKEN at entry {seq}" in said and "altered" in said
+
+
+def _assert_the_report_gives_what_the_daemon_recorded(van, dep: str, tmp_path, capsys) -> None:
+    """`appliance report` on the stopped daemon's data dir: its figures are the ones the daemon recorded (the
+    alerts it raised, each counted by its two-officer outcome, the list, threshold and expected rate of the
+    deployment's start event), and neither rendering holds a subject id, a name or an image."""
+    store, _audit = open_events(van.data)
+    try:
+        alerts = store.alerts(limit=10_000, deployment_id=dep)
+        states = Counter(outcome(store.decisions_for(a["event_id"]), two_officer=True).state for a in alerts)
+        [started] = [p["deployment"] for p in _outbox(SimpleNamespace(events=store), "deployments")
+                     if p["event"] == "started" and p["deployment"]["id"] == dep]
+    finally:
+        store.close()
+    assert alerts and states["confirmed"] >= 1 and states["rejected"] >= 1, states  # the module's decisions
+    cal = van.app.pipeline.embedder_spec.calibration
+    gallery = van.app.pipeline.embedder_spec.raw["calibration"]["evidence"]["gallery_size"]
+    rate = float(f"{1.0 - (1.0 - cal.target_fpir) ** (van.n_subjects / float(gallery)):.4g}")
+    out = {ext: tmp_path / f"report.{ext}" for ext in ("json", "md", "html")}
+    for path in out.values():
+        assert main(["report", "--config", str(van.cfg), "--deployment", dep, "--out", str(path)]) == 0
+    capsys.readouterr()
+    r = json.loads(out["json"].read_text())
+    assert r["alerts"] == len(alerts) and r["confirmed"] == states["confirmed"]
+    assert r["rejected"] == states["rejected"] and r["unsure"] == states["unsure"] + states["disputed"]
+    assert r["pending"] == states["pending"] + states["awaiting_second"]
+    assert r["deployment"]["watchlist"] == started["watchlist"] and started["watchlist"]["subjects"] == van.n_subjects
+    assert r["deployment"]["threshold"] == started["threshold"] == cal.threshold
+    assert r["expected_false_alert_rate"] == started["expected_false_alert_rate"] == rate
+    assert r["deployment"]["end_reason"] == "officer" and r["audit"]["ok"] is True
+    subject_ids = {a["subject_id"] for a in alerts}
+    for ext in ("md", "html"):
+        text = out[ext].read_text()
+        assert f"The system raised {len(alerts)} alert" in text and f"{states['confirmed']} confirmed" in text
+        assert f"{started['threshold']:.4f}" in text and started["watchlist"]["sha256"][:16] in text
+        assert f"about 1 in {1 / rate:,.0f}" in text
+        leaks = [x for x in [*subject_ids, *van.names, "<img", "data:image", "/9j/"] if x in text]
+        assert not leaks, (ext, leaks)
+
+
+def _assert_the_chain_holds_what_art_12_asks(entries: list, dep: str, raised: dict[str, dict]) -> None:
+    """AI Act Art. 12(3)(a)-(d) in the chain the daemon wrote: the period of use, the reference database, the
+    input that matched (subject, score, list version; never the crop) and who verified it."""
+    started = next(e for e in entries if e.kind == "deployment.started" and e.data["deployment"]["id"] == dep)
+    ended = next(e for e in entries if e.kind == "deployment.ended" and e.data["deployment"]["id"] == dep)
+    record = started.data["deployment"]
+    assert record["starts_at"] and ended.data["deployment"]["ended_at"] and ended.actor == "PC1234"
+    alerts = [e for e in entries if e.kind == "alert" and e.data["deployment_id"] == dep]
+    assert {e.data["event_id"] for e in alerts} == set(raised)
+    for e in alerts:
+        a = raised[e.data["event_id"]]
+        assert (e.data["subject_id"], e.data["score"]) == (a["subject_id"], a["score"])
+        assert e.data["watchlist_sha256"] == record["watchlist"]["sha256"] and "crop_jpeg_b64" not in e.data
+    decisions = [e for e in entries if e.kind == "decision" and e.data["alert_id"] in raised]
+    assert decisions and {e.actor for e in decisions} <= set(OFFICERS)
