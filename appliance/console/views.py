@@ -11,6 +11,7 @@ from typing import TypedDict
 from urllib.parse import quote
 
 from appliance.decisions.confirmation import outcome
+from appliance.events.types import AlertFields
 from appliance.watchlist.types import SubjectRow
 
 # captured_at (the crop's frame) and first_seen_at (the track's first frame) are None for alerts stored
@@ -62,24 +63,9 @@ class DecisionView(_DecisionFields, total=False):
     outbox: OutboxReading
 
 
-class AlertView(TypedDict):
+class AlertView(AlertFields):
     """An alert as the page gets it (GET /api/alerts, /api/alerts/{id}, the stream's `alert`)."""
 
-    event_id: str
-    created_at: str
-    captured_at: str | None
-    first_seen_at: str | None
-    device_id: str
-    deployment_id: str | None
-    subject_id: str
-    category: str
-    score: float
-    threshold: float
-    track_id: int
-    looks: int | None
-    model_id: str
-    watchlist_id: str
-    watchlist_version: int
     crop_url: str | None
     reference_url: str | None
     subject: SubjectView | None  # None: no longer on the watchlist

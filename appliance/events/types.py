@@ -11,11 +11,9 @@ from typing import Any, TypedDict
 from appliance.watchlist.types import StatusWatchlist
 
 
-class AlertPayload(TypedDict):
-    """An alert as published (lfr.alert/2, appliance/schemas/alert.json): Alert.to_payload(). The crop travels
-    as base64, and only on MQTT (None in the outbox row and the audit entry)."""
+class AlertFields(TypedDict):
+    """What every form of an alert carries: the payload, the stored row and the console's view."""
 
-    schema: str
     event_id: str
     created_at: str
     captured_at: str | None
@@ -31,6 +29,13 @@ class AlertPayload(TypedDict):
     model_id: str
     watchlist_id: str
     watchlist_version: int
+
+
+class AlertPayload(AlertFields):
+    """An alert as published (lfr.alert/2, appliance/schemas/alert.json): Alert.to_payload(). The crop travels
+    as base64, and only on MQTT (None in the outbox row and the audit entry)."""
+
+    schema: str
     watchlist_sha256: str | None
     crop_jpeg_b64: str | None
 
@@ -60,22 +65,7 @@ class DecisionRow(TypedDict):
     note: str | None
 
 
-class _AlertColumns(TypedDict):
-    event_id: str
-    created_at: str
-    captured_at: str | None
-    first_seen_at: str | None
-    device_id: str
-    deployment_id: str | None
-    subject_id: str
-    category: str
-    score: float
-    threshold: float
-    track_id: int
-    looks: int | None
-    model_id: str
-    watchlist_id: str
-    watchlist_version: int
+class _AlertColumns(AlertFields):
     watchlist_sha256: str | None
     has_crop: bool
     latest_decision: DecisionRow | None

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 from accountability_helpers import Clock, provision_device, request
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from daemon_env import wait_for
 
 from appliance.audit.chain import iter_entries
 from appliance.commands.signing import build_command, sign_command
@@ -50,15 +51,6 @@ from appliance.watchlist.bundle import open_bundle
 
 DEVICE = "van-01"
 
-
-def _wait(pred, timeout: float, what: str, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +125,7 @@ def _alerts(app) -> list[tuple]:
 
 def _new_alert_on(app, version: int, after: int) -> tuple:
     """Wait for an alert raised after the first `after` ones, against watchlist `version`."""
-    return _wait(lambda: next((a for a in _alerts(app)[after:] if a[1] == version), None), 60,
+    return wait_for(lambda: next((a for a in _alerts(app)[after:] if a[1] == version), None), 60,
                  f"a new alert on watchlist version {version}")
 
 
@@ -171,13 +163,13 @@ def test_an_absurd_bundle_and_a_reused_transfer_id_are_refused_and_audited_and_m
     assert refused and refused[-1].data["reason"] == "malformed" and "expires_at" in refused[-1].data["detail"]
     assert app.watchlist.meta()["watchlist_sha256"] == meta["watchlist_sha256"]
     assert app.matcher.gallery.n_subjects == n_subjects and app.matching_enabled()
-    _wait(lambda: app.sync.spool.transfers() == [], 10, "the refused transfer to leave the spool")  # after its ack
+    wait_for(lambda: app.sync.spool.transfers() == [], 10, "the refused transfer to leave the spool")  # after its ack
     _new_alert_on(app, 1, len(_alerts(app)))  # still matching, on the same list
 
     # A transfer id names one bundle for good: version 2 under it is applied, version 3 under it is not.
     tid = "5a" * 16
     assert _publish(van, _bundle(van, "wl-2", 2), tid)["status"] == "applied"
-    _wait(lambda: app.matcher.gallery.version == 2, 10, "the daemon to swap in version 2")
+    wait_for(lambda: app.matcher.gallery.version == 2, 10, "the daemon to swap in version 2")
     applied = app.watchlist.meta()
     ack = _publish(van, _bundle(van, "wl-3", 3, van.entries[:-1]), tid)
     assert (ack["status"], ack["reason"]) == ("refused", "replay"), ack
@@ -204,24 +196,24 @@ def test_a_transfer_holding_more_than_it_declared_leaves_the_daemons_spool(van):
     conn = MqttConnection(van.broker.settings("control-room", "cr-spool-daemon"), clean_start=True).connect()
     try:
         conn.publish(topics.watchlist_bundles(DEVICE), lying[0].encode(), qos=1).wait(10)
-        _wait(lambda: app.sync.spool.transfers() == [tid], 10, "the first chunk in the daemon's spool")
+        wait_for(lambda: app.sync.spool.transfers() == [tid], 10, "the first chunk in the daemon's spool")
         for c in lying[1:]:
             conn.publish(topics.watchlist_bundles(DEVICE), c.encode(), qos=1).wait(10)
     finally:
         conn.close()
-    _wait(lambda: app.sync.spool.transfers() == [], 10, "the oversized transfer to leave the spool")
+    wait_for(lambda: app.sync.spool.transfers() == [], 10, "the oversized transfer to leave the spool")
     assert app.watchlist.meta()["watchlist_sha256"] == meta["watchlist_sha256"] and app.matching_enabled()
 
 
 # -- receipts -------------------------------------------------------------------------------------------------
 def test_forged_receipts_do_not_make_the_daemon_drop_or_skip_events(van):
     app, events = van.app, van.app.events
-    _wait(lambda: set(_outbox_ids(app)) <= _stored_at_control(van), 60, "the control room to hold the outbox")
+    wait_for(lambda: set(_outbox_ids(app)) <= _stored_at_control(van), 60, "the control room to hold the outbox")
 
     # The control room goes away; the daemon keeps raising alerts, which must wait in its outbox.
     van.receiver.stop()
     held = len(_outbox_ids(app))
-    _wait(lambda: len(_outbox_ids(app)) >= held + 3, 60, "alerts queued while the control room is away")
+    wait_for(lambda: len(_outbox_ids(app)) >= held + 3, 60, "alerts queued while the control room is away")
     stream = events.stream_id()
     beyond = events.published_upto() + 10**6
     forged = [unsigned_receipt(device_id=DEVICE, stream_id=stream, upto=beyond, gap=False),
@@ -247,11 +239,11 @@ def test_forged_receipts_do_not_make_the_daemon_drop_or_skip_events(van):
 
     # The control room is back: every event reaches it, once, in the van's order, and is then confirmed.
     van.receiver = _control_room(van)
-    _wait(lambda: missing <= _stored_at_control(van), 60, "the held events at the control room")
+    wait_for(lambda: missing <= _stored_at_control(van), 60, "the held events at the control room")
     arrivals = van.control.arrivals(DEVICE)
     assert len({a["event_id"] for a in arrivals}) == len(arrivals)
     assert [a["seq"] for a in arrivals] == sorted(a["seq"] for a in arrivals)
-    _wait(lambda: events.received_upto() >= max(ids[e] for e in missing), 30, "receipts for the held events")
+    wait_for(lambda: events.received_upto() >= max(ids[e] for e in missing), 30, "receipts for the held events")
     assert events.received_upto() <= events.published_upto()
 
 
@@ -259,14 +251,14 @@ def test_forged_receipts_do_not_make_the_daemon_drop_or_skip_events(van):
 def test_the_control_room_shows_confirmed_only_after_two_officers(van):
     app = van.app
     decide = store_decision(app.events, DEVICE)  # the console's decide hook
-    alert_id = _wait(lambda: next((a[0] for a in _alerts(app)[::-1] if a[0] in _stored_at_control(van)), None),
+    alert_id = wait_for(lambda: next((a[0] for a in _alerts(app)[::-1] if a[0] in _stored_at_control(van)), None),
                      60, "an alert at the control room")
     started = van.control.db.conn.execute(
         "SELECT payload FROM deployments WHERE deployment_id = ? AND event = 'started'", (van.deployment,)).fetchone()
     assert json.loads(started[0])["deployment"]["two_officer_confirmation"] is True
 
     def at_control(decision) -> str:
-        _wait(lambda: decision.event_id in _stored_at_control(van), 30, "the decision at the control room")
+        wait_for(lambda: decision.event_id in _stored_at_control(van), 30, "the decision at the control room")
         return van.control.alert_outcome(DEVICE, alert_id).state
 
     assert van.control.alert_outcome(DEVICE, alert_id).state == "pending"
@@ -310,7 +302,7 @@ def test_poison_on_the_command_and_watchlist_topics_does_not_stop_a_signed_revok
         assert app.safeguards.deployments.active_id() is None
 
         # Still up: the frame loop runs, the command listener still answers (the revoke again: a replay).
-        _wait(lambda: app.counters.snapshot().get("frames", 0) > frames + 5, 20, "the frame loop to go on")
+        wait_for(lambda: app.counters.snapshot().get("frames", 0) > frames + 5, 20, "the frame loop to go on")
         cr.publish(topics.commands(DEVICE), json.dumps(revoke), qos=1).wait(10)
         again = acks.get(timeout=10)
         assert (again["status"], again["reason"]) == ("refused", "replayed"), again
