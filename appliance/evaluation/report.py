@@ -11,7 +11,7 @@ import numpy as np
 from appliance.evaluation import metrics
 
 
-def _plots(raw: dict, threshold: float, out: Path) -> list[str]:
+def _plots(raw: dict, threshold: float, out: Path, score_name: str) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,7 +38,7 @@ def _plots(raw: dict, threshold: float, out: Path) -> list[str]:
     ax.hist(gen, bins=bins, density=True, alpha=0.6, label=f"genuine ({len(gen):,})")
     ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.3f}")
     ax.set_yscale("log")
-    ax.set_xlabel("cosine similarity")
+    ax.set_xlabel(score_name)
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "scores.png", dpi=110)
@@ -69,7 +69,7 @@ def _worst_pairs_montage(data_root: Path, worst: list[tuple[float, str, str]], o
 def write_report(result: dict, raw: dict, data_root: Path, out: Path, command: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(result, indent=2))
-    plots = _plots(raw, result["threshold"], out)
+    plots = _plots(raw, result["threshold"], out, _score_name(result))
     montage = _worst_pairs_montage(data_root, raw["comparisons"].worst_genuine, out)
     o = result["open_set"]
     lines = [
@@ -158,7 +158,12 @@ def _ci(r: dict, digits: int = 2, sci: bool = False) -> str:
     return f"[{fmt(lo)}, {fmt(hi)}]"
 
 
-def _group_plots(result: dict, raw: dict, out: Path) -> list[str]:
+def _score_name(result: dict) -> str:
+    """What the thresholds are on: the raw cosine, or the normalised score the van compares (issue 15)."""
+    return "cosine" if result.get("scores", "").startswith("cosine") or "scores" not in result else "adjusted score"
+
+
+def _group_plots(result: dict, raw: dict, out: Path, score_name: str) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -171,7 +176,7 @@ def _group_plots(result: dict, raw: dict, out: Path) -> list[str]:
         for name, y in curves[key].items():
             ax.semilogy(curves["grid"], np.where(y > 0, y, np.nan), label=name)  # a zero rate ends the curve
         ax.axvline(t, color="k", linestyle="--", label=f"threshold {t:.4f}")
-        ax.set_xlabel("threshold (cosine)")
+        ax.set_xlabel(f"threshold ({score_name})")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
@@ -263,7 +268,7 @@ def groups_section(result: dict, raw: dict, out: Path) -> list[str]:
         f"binding: {c['binding_group']}); floor {c['floor']:.4f} (FPIR ≤ {c['floor_fpir']}); pooled TPIR there "
         f"{_pct(c['tpir'])}.",
         "",
-        *[f"![{p}]({p})" for p in _group_plots(g, raw["groups"], out)],
+        *[f"![{p}]({p})" for p in _group_plots(g, raw["groups"], out, _score_name(result))],
     ]
     return lines
 
