@@ -40,19 +40,6 @@ class AlertPayload(AlertFields):
     crop_jpeg_b64: str | None
 
 
-class DecisionPayload(TypedDict):
-    """An officer's decision as published (appliance/schemas/decision.json): Decision.to_payload()."""
-
-    schema: str
-    event_id: str
-    alert_id: str
-    created_at: str
-    device_id: str
-    officer_id: str
-    decision: str  # confirm, reject, unsure
-    note: str | None
-
-
 class DecisionRow(TypedDict):
     """A row of the decisions table (EventStore.decisions_for, and an alert's `latest_decision`)."""
 
@@ -63,6 +50,13 @@ class DecisionRow(TypedDict):
     officer_id: str
     decision: str  # confirm, reject, unsure
     note: str | None
+
+
+class DecisionPayload(DecisionRow):
+    """An officer's decision as published (appliance/schemas/decision.json): Decision.to_payload(), its row
+    with the schema."""
+
+    schema: str
 
 
 class _AlertColumns(AlertFields):

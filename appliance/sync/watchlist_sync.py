@@ -29,7 +29,6 @@ from appliance.sync.mqtt import Delivery, MqttConnection, MqttSettings, RetryLat
 from appliance.sync.payloads import PayloadError, parse_json
 from appliance.watchlist.bundle import file_sha256
 from appliance.watchlist.receiver import ACK_SCHEMA, WatchlistReceiver
-from appliance.watchlist.timeutil import iso, utcnow
 from appliance.watchlist.types import WatchlistAck
 
 log = logging.getLogger(__name__)
@@ -282,16 +281,7 @@ class WatchlistSyncService:
         return self.receiver.applied_ack(tid.hex(), previous["bundle_sha256"])
 
     def _transport_ack(self, tid: bytes, reason: str, detail: str) -> WatchlistAck:
-        self.receiver.store.record_refusal(reason, detail, header=None, transfer_id=tid.hex(), bundle_sha256=None)
-        ack = {"schema": ACK_SCHEMA, "device": self.device_id, "time": iso(utcnow()), "status": "refused",
-               "transfer_id": tid.hex(), "bundle_sha256": None, "watchlist_id": None, "version": None,
-               "watchlist_sha256": None, "reason": reason, "detail": detail,
-               "active": self.receiver.store.active_summary()}
-        # Refused here, before the receiver saw the bundle (a reused transfer id, too large, corrupt): the
-        # receiver's hook (the daemon's audit) must see these refusals as it sees its own.
-        if self.receiver.on_ack is not None:
-            self.receiver.on_ack(ack)
-        return ack
+        return self.receiver.refuse_transfer(tid.hex(), reason, detail)
 
     def _publish_ack(self, ack: WatchlistAck, wait: bool = True) -> None:
         self.last_ack = ack

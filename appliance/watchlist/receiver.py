@@ -36,7 +36,7 @@ class WatchlistReceiver:
     model_id: str
     dim: int | None = None
     on_applied: Callable[[WatchlistStore], None] | None = None  # e.g. swap the matcher's gallery
-    # Every ack of process(), applied or refused, and the sync service's refusals of a transfer (e.g. the audit).
+    # Every ack of process() and refuse_transfer(), applied or refused (e.g. the audit).
     on_ack: Callable[[WatchlistAck], None] | None = None
     timings: dict = field(default_factory=dict)  # seconds per step of the last bundle (make bench)
 
@@ -96,6 +96,15 @@ class WatchlistReceiver:
             self.timings["swap_s"] = time.perf_counter() - t0
         return self._ack("applied", transfer_id, opened.file_sha256, header, None, detail,
                          watchlist_sha256=active["watchlist_sha256"])
+
+    def refuse_transfer(self, transfer_id: str, reason: str, detail: str) -> WatchlistAck:
+        """Refuse a transfer the sync service could not hand over as a bundle (a reused transfer id, too large,
+        corrupt): recorded and seen by `on_ack` (the daemon's audit) like a refusal of process()."""
+        self.store.record_refusal(reason, detail, header=None, transfer_id=transfer_id, bundle_sha256=None)
+        ack = self._ack("refused", transfer_id, None, {}, reason, detail)
+        if self.on_ack is not None:
+            self.on_ack(ack)
+        return ack
 
     def applied_ack(self, transfer_id: str, bundle_sha256: str | None) -> WatchlistAck:
         """The ack for a transfer that was applied already (e.g. before a crash that lost the ack)."""

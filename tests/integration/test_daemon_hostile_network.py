@@ -29,6 +29,7 @@ import pytest
 from accountability_helpers import Clock, provision_device, request
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from daemon_env import wait_for
+from test_hostile_network import over_declared_chunks
 
 from appliance.audit.chain import iter_entries
 from appliance.commands.signing import build_command, sign_command
@@ -42,7 +43,6 @@ from appliance.events.receipts import sign_receipt, unsigned_receipt
 from appliance.keys.keypairs import load_device_private
 from appliance.keys.paths import device_key_path
 from appliance.sync import topics
-from appliance.sync.chunks import Chunk, split
 from appliance.sync.mqtt import MqttConnection
 from appliance.sync.watchlist_sync import publish_bundle
 from appliance.watchlist import builder as builder_mod
@@ -189,10 +189,7 @@ def test_a_transfer_holding_more_than_it_declared_leaves_the_daemons_spool(van):
     meta = app.watchlist.meta()
     path = _bundle(van, "big", 9)
     tid = bytes.fromhex("cd" * 16)
-    _, chunks = split(path, 512, tid)
-    chunks = list(chunks)
-    lying = [Chunk(c.transfer_id, c.index, c.count, c.total // 3, c.sha256, c.data) for c in chunks]
-    lying = lying[: 2 * len(lying) // 3]
+    lying = over_declared_chunks(path, tid)
     conn = MqttConnection(van.broker.settings("control-room", "cr-spool-daemon"), clean_start=True).connect()
     try:
         conn.publish(topics.watchlist_bundles(DEVICE), lying[0].encode(), qos=1).wait(10)

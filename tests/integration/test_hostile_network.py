@@ -208,16 +208,19 @@ def test_a_reused_transfer_id_with_another_bundle_is_refused(tmp_path, tls_broke
     assert again.acks["van-01"]["status"] == "applied"
 
 
+def over_declared_chunks(path, tid: bytes) -> list[Chunk]:
+    """Declare a third of the real size and keep two thirds of the chunks: never complete, and more bytes than
+    declared (before issue 12 they sat in the spool until the 48-hour stale sweep)."""
+    _, chunks = split(path, 512, tid)
+    lying = [Chunk(c.transfer_id, c.index, c.count, c.total // 3, c.sha256, c.data) for c in chunks]
+    return lying[: 2 * len(lying) // 3]
+
+
 def test_the_spool_drops_a_transfer_that_exceeds_its_declared_size(tmp_path, tls_broker, sync):
     """Chunks whose data add up to more than the declared total: the transfer is dropped, not kept 48 hours."""
     path = _build(tmp_path, "big", 1)
     tid = bytes.fromhex("cd" * 16)
-    _, chunks = split(path, 512, tid)
-    chunks = list(chunks)
-    # Declare a third of the real size and send two thirds of the chunks: never complete, and more bytes than
-    # declared (before issue 12 they sat in the spool until the 48-hour stale sweep).
-    lying = [Chunk(c.transfer_id, c.index, c.count, c.total // 3, c.sha256, c.data) for c in chunks]
-    lying = lying[: 2 * len(lying) // 3]
+    lying = over_declared_chunks(path, tid)
     conn = MqttConnection(tls_broker.settings("control-room", "cr-spool-h"), clean_start=True).connect()
     try:
         conn.publish(topics.watchlist_bundles("van-01"), lying[0].encode(), qos=1).wait(10)
