@@ -69,7 +69,7 @@ docs: $(BIN)/appliance  ## regenerate docs/configuration.md and docs/cli.md from
 
 clean:  ## remove the venv, installed models and outputs
 	rm -rf $(VENV) reports out bench/results
-	find models \( -name '*.tflite' -o -name '*.onnx' -o -name '*.npy' \) -delete
+	find models \( -name '*.tflite' -o -name '*.onnx' -o -name '*.npy' -o -path 'models/background/*.json' \) -delete
 
 # --- arm64 and the flashable image (issue 13; docs/install.md "Flashing the image"). Run as root. Slow: qemu
 # emulation, so NOT part of `make test`; a nightly CI job runs `make arm64-test image-test` (times in the doc).

@@ -91,9 +91,10 @@ def run(args: argparse.Namespace) -> int:
         write_report(result, raw, dataset.root, args.out, command)
     if args.calibrate:
         cal = result["calibration"]
+        norm = normalisation_record(pipe.embedder_spec, normaliser, config.models.dir)
         path = write_calibration(pipe.model_id, manifest_calibration(result, dataset.root.name, command,
-                                                                     pipeline_fingerprint(config)),
-                                 config.models.dir, normalisation_record(pipe.embedder_spec, normaliser))
+                                                                     pipeline_fingerprint(config, norm)),
+                                 config.models.dir, norm)
         print(f"calibrated {pipe.model_id}: threshold {cal['threshold']} floor {cal['floor']} -> {path}",
               file=sys.stderr)
     if args.json:

@@ -12,8 +12,10 @@ from appliance.config import load_config
 from appliance.errors import ApplianceError
 from appliance.matching.normalise import background_path, normaliser_for
 from appliance.paths import shared_dir
+from appliance.runtime.background_build import build_record_path, rebuilt_from_calibrated_photos
 from appliance.runtime.loader import runtime_version
 from appliance.runtime.manifest import Manifest, install_models, load_manifest, sha256_of, verify_model
+from appliance.runtime.types import Normalisation
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"ok  {spec.id:22} {runtime_version(spec.runtime):22} {verify_model(spec)}")
             if (norm := spec.normalisation) and (path := background_path(spec, manifest.path.parent)):
                 normaliser_for(spec, manifest.path.parent)  # present and readable, or one clear error
-                same = "as calibrated" if sha256_of(path) == norm.get("sha256") else "NOT the calibrated one"
-                print(f"ok  {spec.id + ' background':22} {norm['method']:22} {path} ({same})")
+                print(f"ok  {spec.id + ' background':22} {norm['method']:22} {path} ({background_status(path, norm)})")
     else:
         for spec in manifest.models.values():
             cal = spec.calibration
@@ -70,17 +71,20 @@ def install_backgrounds(manifest: Manifest, sources: list[Path | None], photos: 
             continue
         candidates = [s / norm["background"] for s in sources if s is not None]
         found = next((c for c in candidates if c.is_file() and sha256_of(c) == want), None)
+        found = found or next((c for c in candidates if rebuilt_from_calibrated_photos(c, norm)), None)
         if not rebuild and found is not None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(found, dest)
-            print(f"installed {spec.id + ' background':21} copied from {found}")
+            if build_record_path(found).is_file():  # the build machine's record travels with its file
+                shutil.copyfile(build_record_path(found), build_record_path(dest))
+            print(f"installed {spec.id + ' background':21} copied from {found} ({background_status(dest, norm)})")
             continue
         folder = photos or shared_dir() / "data" / "crowd"
         if not folder.is_dir():
             where = ", ".join(map(str, candidates)) or "no source folder"
             raise ApplianceError(f"background set for {spec.id}: not in {where} and no photos at {folder} to build it "
                                  "from (pass --photos DIR, or --background-source with the build machine's models/)")
-        from appliance.vision.background import embed_background  # the whole pipeline only when building
+        from appliance.vision.background import embed_background, write_build_record  # the pipeline only to build
         from appliance.vision.pipeline import FacePipeline
 
         pipe = FacePipeline.from_config(load_config(None, {"models.embedder": spec.id, "models.dir": str(root)}))
@@ -88,7 +92,18 @@ def install_backgrounds(manifest: Manifest, sources: list[Path | None], photos: 
         dest.parent.mkdir(parents=True, exist_ok=True)
         with dest.open("wb") as f:
             np.save(f, faces, allow_pickle=False)
-        got = sha256_of(dest)
-        same = "the calibrated one" if got == want else (
-            f"NOT the calibrated one ({want}): this pipeline differs from the calibration's; `make calibrate`")
-        print(f"built    {spec.id + ' background':22} {len(faces)} faces from {folder}: sha256 {got}, {same}")
+        write_build_record(dest, folder, len(faces))
+        print(f"built    {spec.id + ' background':22} {len(faces)} faces from {folder}: sha256 {sha256_of(dest)}, "
+              f"{background_status(dest, norm)}")
+
+
+def background_status(path: Path, norm: Normalisation) -> str:
+    """How an installed background set stands against the calibrated one, in one phrase."""
+    if sha256_of(path) == norm.get("sha256"):
+        return "the calibrated one"
+    if build := rebuilt_from_calibrated_photos(path, norm):
+        return (f"the calibrated set rebuilt from its photos on {build['cpu']}: other last bits than the calibrated "
+                f"file ({norm.get('sha256')}), the same threshold (docs/accuracy.md, \"One threshold on every x86 "
+                "CPU\")")
+    return (f"NOT the calibrated one ({norm.get('sha256')}): other photos or another pipeline than the "
+            "calibration's; `make calibrate`")

@@ -210,8 +210,12 @@ def equitable_threshold(nonmated_top: dict[str, np.ndarray], fpir: float) -> tup
 
 def evaluate_groups(dataset: Dataset, emb: DatasetEmbeddings, files: dict[str, set[str]], threshold: float,
                     target_fpir: float, floor_fpir: float, resamples: int = bootstrap.RESAMPLES,
-                    seed: int = bootstrap.SEED) -> tuple[dict, dict]:
-    """The "groups" JSON and the raw material for the report's plots."""
+                    seed: int = bootstrap.SEED,
+                    extra_searches: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[dict, dict]:
+    """The "groups" JSON and the raw material for the report's plots.
+
+    `extra_searches` (image index, top score): more non-mated searches for the threshold's tail only, e.g. the
+    leave-one-out searches of protocol.py; each goes to its person's group. Rates are on the probes alone."""
     ga = assign_groups(dataset.images, dataset.identity, files)
     n_id = len(ga.identities)
     group = ga.identity_group
@@ -255,12 +259,17 @@ def evaluate_groups(dataset: Dataset, emb: DatasetEmbeddings, files: dict[str, s
     # The operating point comes from each group's fitted tail, not its single highest score (evaluation/tail.py).
     # The threshold ships at the upper confidence bound (every group meets the target with 95 % confidence);
     # the floor, a limit on configuration rather than an operating point, at its point estimate.
-    t_fit = tail.equitable_tail_threshold(nonmated_top, target_fpir)
-    f_fit = tail.equitable_tail_threshold(nonmated_top, floor_fpir)
+    tail_scores = dict(nonmated_top)
+    if extra_searches is not None and len(extra_searches[0]):
+        extra_group = group[ga.image_identity[extra_searches[0]]]
+        tail_scores = {name: np.concatenate([nonmated_top[name], extra_searches[1][extra_group == g]])
+                       for g, name in enumerate(ga.names)}
+    t_fit = tail.equitable_tail_threshold(tail_scores, target_fpir)
+    f_fit = tail.equitable_tail_threshold(tail_scores, floor_fpir)
     t_fits, t_ci, f_ci = t_fit.per_group, t_fit.ci95, f_fit.ci95
     t_groups = {g: t.upper for g, t in t_fits.items()}
     f_groups = {g: t.value for g, t in f_fit.per_group.items()}
-    t_empirical, _ = equitable_threshold(nonmated_top, target_fpir)
+    t_empirical, _ = equitable_threshold(tail_scores, target_fpir)
     t_eq, f_eq = ceil4(t_fit.upper), ceil4(f_fit.value)
     at_eq = {name: (int((s >= t_eq).sum()), len(s)) for name, s in nonmated_top.items()}
     tpir_eq = float((correct & is_mated & (top >= t_eq)).sum() / max(is_mated.sum(), 1))

@@ -16,7 +16,7 @@ from appliance.evaluation.bootstrap import exact_interval
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
 from appliance.evaluation.groups import evaluate_groups
 from appliance.evaluation.lfw import Dataset
-from appliance.evaluation.protocol import ceil4, open_set_split, similarities
+from appliance.evaluation.protocol import ceil4, leave_one_out_searches, open_set_split, similarities
 from appliance.evaluation.templates import evaluate_templates
 from appliance.matching.normalise import BackgroundNormaliser
 from appliance.vision.types import PipelineFingerprint
@@ -25,6 +25,9 @@ FARS = (1e-3, 1e-4, 1e-5)
 FPIRS = (1e-2, 1e-3)
 TARGET_FPIR = 1e-3  # the shipped threshold keeps false alerts at or below 1 in 1,000 passers-by
 FLOOR_FPIR = 1e-2  # configuration may never go where more than 1 in 100 would raise a false alert
+LOO_WHAT = ("the threshold's tail is fitted on every non-mated probe and on one leave-one-out search per enrolled "
+            "person (their first mated photo against the gallery without their own entry): one non-mated search "
+            "per person in the data set")
 
 
 @dataclass
@@ -103,10 +106,13 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
     result["all_pairs"] = {"genuine": len(comps.genuine), "impostor": len(comps.impostor),
                            "threshold_at_far": far_thresholds}
     os_scores, gallery_size = open_set(dataset, emb)
-    # The operating point from the fitted tail of the non-mated scores, not one extreme face (tail.py).
-    calibrated_fit = tail.tail_threshold(os_scores.nonmated_top_score, TARGET_FPIR)
+    # The operating point from the fitted tail of the non-mated searches, not one extreme face (tail.py): the
+    # non-mated probes and one leave-one-out search per enrolled person (protocol.py).
+    loo_images, loo_top = leave_one_out_searches(dataset, emb)
+    searches = np.concatenate([os_scores.nonmated_top_score, loo_top])
+    calibrated_fit = tail.tail_threshold(searches, TARGET_FPIR)
     calibrated = calibrated_fit.upper  # the one-sided 95 % bound ships; the point estimate is reported beside it
-    floor = tail.tail_threshold(os_scores.nonmated_top_score, FLOOR_FPIR).value
+    floor = tail.tail_threshold(searches, FLOOR_FPIR).value
     result["open_set"] = {
         "gallery_size": gallery_size,
         "mated_probes": len(os_scores.mated_top_score),
@@ -126,13 +132,16 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
         "threshold_point": round(calibrated_fit.value, 4),
         "threshold_ci95": [round(calibrated_fit.ci95[0], 4), round(calibrated_fit.ci95[1], 4)],
         "estimator": tail.ESTIMATOR,
+        "searches": {"non_mated_probes": len(os_scores.nonmated_top_score), "leave_one_out": len(loo_top),
+                     "leave_one_out_at_threshold": int((loo_top >= threshold).sum()), "what": LOO_WHAT},
         "empirical_threshold": ceil4(calibrated_fit.empirical),
         "floor_fpir": FLOOR_FPIR,
         "floor": ceil4(floor),
     }
     raw = {"comparisons": comps, "open_set": os_scores, "no_face": emb.no_face}
     if groups:
-        result["groups"], raw["groups"] = evaluate_groups(dataset, emb, groups, threshold, TARGET_FPIR, FLOOR_FPIR)
+        result["groups"], raw["groups"] = evaluate_groups(dataset, emb, groups, threshold, TARGET_FPIR, FLOOR_FPIR,
+                                                          extra_searches=(loo_images, loo_top))
         eq = result["groups"]["calibration"]
         result["calibration"].update({
             "method": "equitable: every group's FPIR at or below the target",
@@ -183,6 +192,8 @@ def manifest_calibration(result: dict, dataset_name: str, command: str,
         "gallery_size": result["open_set"]["gallery_size"],
         "mated_probes": result["open_set"]["mated_probes"],
         "non_mated_probes": result["open_set"]["non_mated_probes"],
+        "leave_one_out_searches": cal["searches"]["leave_one_out"],
+        "searches": cal["searches"]["what"],
         "floor_fpir": cal["floor_fpir"],
         "tar_at_far": result["tar_at_far"],
         "pairs_accuracy": result.get("pairs", {}).get("accuracy"),

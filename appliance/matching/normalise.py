@@ -25,6 +25,7 @@ import numpy as np
 
 from appliance.matching.errors import GalleryError
 from appliance.paths import models_dir
+from appliance.runtime.background_build import read_build_record
 from appliance.runtime.manifest import ModelSpec, sha256_of
 from appliance.runtime.types import Normalisation
 
@@ -105,8 +106,13 @@ def normaliser_for(spec: ModelSpec, root: Path | None = None) -> BackgroundNorma
     return load_background(path, int(norm["k"]), sha256_of(path) if path.is_file() else "")
 
 
-def normalisation_record(spec: ModelSpec, normaliser: BackgroundNormaliser | None) -> Normalisation | None:
+def normalisation_record(spec: ModelSpec, normaliser: BackgroundNormaliser | None,
+                         root: Path | None = None) -> Normalisation | None:
     """The manifest's [normalisation] table as calibrated: the same, with the background set's sha256 and size."""
     if normaliser is None or not spec.normalisation:
         return None
-    return {**spec.normalisation, "sha256": normaliser.sha256, "faces": len(normaliser.background)}
+    record: Normalisation = {**spec.normalisation, "sha256": normaliser.sha256, "faces": len(normaliser.background)}
+    path = background_path(spec, root)
+    if path is not None and (build := read_build_record(path)) is not None:
+        record["photos_sha256"] = build["photos_sha256"]  # so a rebuild elsewhere is recognised as this set
+    return record

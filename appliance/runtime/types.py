@@ -20,3 +20,15 @@ class Normalisation(_NormalisationRequired, total=False):
     sha256: str
     faces: int
     photos: str
+    photos_sha256: str  # the photos it was built from (vision/background.py photos_sha256)
+
+
+class BackgroundBuild(TypedDict):
+    """The record written beside a background set built on this machine (background/<model>.json): what it
+    was built from, so a set rebuilt from the calibrated photos on a CPU whose arithmetic gives other bytes is
+    told apart from a set built from other photos (docs/accuracy.md, "One threshold on every x86 CPU")."""
+
+    sha256: str  # of the .npy beside it
+    faces: int
+    photos_sha256: str
+    cpu: str

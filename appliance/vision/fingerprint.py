@@ -25,11 +25,20 @@ import cv2
 import numpy as np
 
 from appliance.config import Config
+from appliance.runtime.background_build import rebuilt_from_calibrated_photos
+from appliance.runtime.cpu import cpu_simd
 from appliance.runtime.manifest import ONNXRUNTIME, ModelSpec, load_manifest, sha256_of
+from appliance.runtime.types import Normalisation
 from appliance.vision.align import ARCFACE_TEMPLATE
 from appliance.vision.types import PipelineFingerprint
 
-INFORMATIONAL = ("python", "machine")  # not compared as versions are (machine: machine_difference)
+# not compared as versions are (machine: machine_difference; cpu and background_rebuilt: docs/accuracy.md,
+# "One threshold on every x86 CPU")
+INFORMATIONAL = ("python", "machine", "cpu", "background_rebuilt")
+# How far the calibrated threshold may move when the same pipeline runs on an x86 CPU that rounds differently
+# (numpy's AVX-512 kernels against AVX2): 0.0003 measured (docs/accuracy.md, "One threshold on every x86 CPU");
+# the smallest library change measured moved it 0.0034. A calibration test allows this much on such a CPU.
+CPU_ARITHMETIC_TOLERANCE = 0.002
 
 
 def _dist_version(name: str) -> str | None:
@@ -52,8 +61,11 @@ def _model(spec: ModelSpec | None) -> str:
     return f"{spec.id} sha256:{spec.sha256}" if spec is not None else "none"
 
 
-def pipeline_fingerprint(config: Config) -> PipelineFingerprint:
-    """The fingerprint of the pipeline this configuration builds (flat, TOML-friendly, strings only)."""
+def pipeline_fingerprint(config: Config, normalisation: Normalisation | None = None) -> PipelineFingerprint:
+    """The fingerprint of the pipeline this configuration builds (flat, TOML-friendly, strings only).
+
+    `normalisation`: the embedder's [normalisation] table being calibrated now (its background set is then
+    the calibrated one by definition), instead of the manifest's."""
     manifest = load_manifest(config.models.dir)
     embedder = manifest.get(config.models.embedder, "embedder")
     landmarks = manifest.get(config.models.landmarks, "landmarks") if config.models.landmarks else None
@@ -78,11 +90,17 @@ def pipeline_fingerprint(config: Config) -> PipelineFingerprint:
         f"pitch {q.max_pitch_deg} score {q.min_score}",
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpu": cpu_simd(),
     }
-    if norm := embedder.normalisation:  # the threshold is on the normalised scale: its background set counts too
+    if norm := normalisation or embedder.normalisation:  # the threshold is on the normalised scale: so is its set
         path = manifest.path.parent / norm["background"]
-        fingerprint["scores"] = (f"{norm['method']} top-{norm['k']} background "
-                                 f"sha256:{sha256_of(path) if path.is_file() else 'missing'}")
+        digest = sha256_of(path) if path.is_file() else "missing"
+        if digest != norm.get("sha256") and (build := rebuilt_from_calibrated_photos(path, norm)):
+            # the calibrated set, rebuilt from its photos by this pipeline on a CPU that rounds differently
+            fingerprint["background_rebuilt"] = (f"sha256:{digest} from the calibrated photos on {build['cpu']} "
+                                                 f"(calibrated file sha256:{norm.get('sha256')})")
+            digest = str(norm.get("sha256"))
+        fingerprint["scores"] = f"{norm['method']} top-{norm['k']} background sha256:{digest}"
     return fingerprint
 
 

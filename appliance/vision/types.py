@@ -105,4 +105,6 @@ class PipelineFingerprint(TypedDict, total=False):
     quality_gate: str
     python: str
     machine: str
+    cpu: str  # the SIMD level numpy and the kernels dispatch on: recorded, not compared
     scores: str
+    background_rebuilt: str  # recorded: the set was rebuilt here from the calibrated photos (other bytes)

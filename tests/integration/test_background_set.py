@@ -3,7 +3,9 @@ van as the calibrated file, and refused with one line when it cannot be had."""
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -30,23 +32,57 @@ def appliance(args: list[str], models: Path, shared: Path | None = None) -> subp
                           timeout=600)
 
 
-def test_rebuilt_from_the_photos_it_is_the_calibrated_file(tmp_path, crowd_dir):
+def test_rebuilt_from_the_photos_it_is_the_calibrated_set(tmp_path, crowd_dir):
+    """Bit for bit on the calibration's arithmetic; on a CPU that rounds differently, recognised as the calibrated
+    set by the photos it came from (its build record), and the same bytes every time on this CPU."""
     models = models_copy(tmp_path)
     norm = load_manifest(models).get(MODEL).normalisation
     r = appliance(["models", "background", "--photos", str(crowd_dir)], models)
     assert r.returncode == 0, r.stderr
-    assert "the calibrated one" in r.stdout and "NOT" not in r.stdout, r.stdout
-    assert sha256_of(models / norm["background"]) == norm["sha256"]
+    assert "NOT" not in r.stdout, r.stdout
+    path = models / norm["background"]
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["sha256"] == sha256_of(path) and record["faces"] == norm["faces"] == 277
+    assert record["photos_sha256"] == norm["photos_sha256"] and record["cpu"].startswith(platform.machine())
+    if sha256_of(path) == norm["sha256"]:
+        assert "the calibrated one" in r.stdout
+    else:
+        assert f"the calibrated set rebuilt from its photos on {record['cpu']}" in r.stdout, r.stdout
+    first = sha256_of(path)
+    assert appliance(["models", "background", "--photos", str(crowd_dir)], models).returncode == 0
+    assert sha256_of(path) == first  # one CPU, one file
+
+
+def test_other_photos_are_another_background_set(tmp_path, crowd_dir):
+    """Built from other photos it is not the calibrated set, whatever the CPU: one line says so, and the
+    pipeline check names the difference (a recalibration)."""
+    models = models_copy(tmp_path)
+    photos = tmp_path / "fewer"
+    photos.mkdir()
+    for name in sorted(p.name for p in crowd_dir.glob("*.jpg"))[:4]:
+        shutil.copy(crowd_dir / name, photos / name)
+    r = appliance(["models", "background", "--photos", str(photos)], models)
+    assert r.returncode == 0, r.stderr
+    assert "NOT the calibrated one" in r.stdout and "`make calibrate`" in r.stdout, r.stdout
+    config = tmp_path / "appliance.toml"
+    config.write_text(f"[device]\ndata_dir = '{tmp_path / 'data'}'\n")
+    check = appliance(["selftest", "--config", str(config), "--only", "pipeline", "--json"], models)
+    (pipeline,) = json.loads(check.stdout)["checks"]
+    assert pipeline["status"] == "fail" and "scores background-shift top-5 background sha256:" in pipeline["reason"]
 
 
 def test_a_van_gets_the_build_machines_file(tmp_path):
     models = models_copy(tmp_path)
     norm = load_manifest(models).get(MODEL).normalisation
+    built = PROJECT_MODELS / norm["background"]  # what `make models` left on this build machine
     nowhere = tmp_path / "no-shared"  # no photos to build from: it must be copied
     r = appliance(["models", "install", "--no-download", "--background-source", str(PROJECT_MODELS)], models, nowhere)
     assert r.returncode == 0, r.stderr
-    assert f"copied from {PROJECT_MODELS / norm['background']}" in r.stdout
-    assert sha256_of(models / norm["background"]) == norm["sha256"]
+    assert f"copied from {built}" in r.stdout
+    assert sha256_of(models / norm["background"]) == sha256_of(built)
+    if sha256_of(built) != norm["sha256"]:  # rebuilt on this CPU: its record travels with it
+        assert (models / norm["background"]).with_suffix(".json").read_text() == built.with_suffix(".json").read_text()
+    assert "NOT" not in r.stdout, r.stdout
 
 
 def test_no_file_and_no_photos_is_one_clear_error(tmp_path):

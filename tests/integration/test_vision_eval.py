@@ -12,7 +12,7 @@ import pytest
 from appliance.config import load_config
 from appliance.paths import shared_data_dir
 from appliance.runtime.manifest import load_manifest
-from appliance.vision.fingerprint import pipeline_differences, pipeline_fingerprint
+from appliance.vision.fingerprint import CPU_ARITHMETIC_TOLERANCE, pipeline_differences, pipeline_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +54,18 @@ def test_shipped_threshold_is_the_calibrated_one(evaluation):
     cal = load_manifest().get(result["model"]).calibration
     assert result["threshold"] == pytest.approx(cal.threshold)
     assert result["calibration"]["method"].split(":")[0] == cal.evidence["method"].split(":")[0]
-    assert result["calibration"]["threshold"] == pytest.approx(cal.threshold, abs=1e-4), (
+    # To the last digit on the calibration's arithmetic (the background set rebuilt here is the calibrated file
+    # byte for byte); on a CPU that rounds differently (AVX-512 against AVX2) within the drift measured across
+    # CPUs (docs/accuracy.md, "One threshold on every x86 CPU"), which is far smaller than any library change seen.
+    running = pipeline_fingerprint(load_config(None))
+    tolerance = 1e-4 if "background_rebuilt" not in running else CPU_ARITHMETIC_TOLERANCE
+    assert result["calibration"]["threshold"] == pytest.approx(cal.threshold, abs=tolerance), (
         "the pipeline changed since the last calibration: run `appliance eval --data ../shared/data/lfw --groups "
         "../shared/data/lfw_gender/female_names.txt ../shared/data/lfw_gender/male_names.txt --calibrate`"
     )
-    assert result["calibration"]["floor"] == pytest.approx(cal.floor, abs=1e-4)
+    assert result["calibration"]["floor"] == pytest.approx(cal.floor, abs=tolerance)
     # Measured with the locked pipeline: the calibration's fingerprint is the one running here.
-    assert pipeline_differences(cal.evidence.get("pipeline"), pipeline_fingerprint(load_config(None))) == []
+    assert pipeline_differences(cal.evidence.get("pipeline"), running) == []
     # The estimator's interval is recorded and the threshold sits at its upper end, not on one face.
     lo, hi = cal.evidence["threshold_ci95"]
     assert lo <= cal.evidence["threshold_point"] <= cal.threshold <= hi + 1e-4
