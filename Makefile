@@ -78,10 +78,10 @@ IMAGE      := out/lfr-arm64.img
 ARM64_APP  := $(ARM64_ROOT)/opt/appliance/.venv/bin/appliance
 .PHONY: arm64-root arm64-test image image-test
 
-# Rebuilt when the package, the lock or the installer change; the base root and downloads are cached in
+# Rebuilt when the package, the lock, the installer or the manifest (thresholds, evidence) change; the base root and downloads are cached in
 # /var/cache/appliance-image, so a rebuild only reinstalls the appliance.
 $(ARM64_APP): pyproject.toml deploy/lock/linux-aarch64-py3.11-device.txt deploy/install.sh deploy/image/build-root.sh \
-		deploy/image/lib.sh $(shell find appliance -name '*.py' -o -name '*.html' -o -name '*.js' -o -name '*.css')
+		deploy/image/lib.sh models/manifest.toml $(shell find appliance -name '*.py' -o -name '*.html' -o -name '*.js' -o -name '*.css')
 	deploy/system-packages.sh image
 	deploy/image/build-root.sh $(ARM64_ROOT)
 	@touch $@
