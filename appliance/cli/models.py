@@ -103,7 +103,7 @@ def background_status(path: Path, norm: Normalisation) -> str:
         return "the calibrated one"
     if build := rebuilt_from_calibrated_photos(path, norm):
         return (f"the calibrated set rebuilt from its photos on {build['cpu']}: other last bits than the calibrated "
-                f"file ({norm.get('sha256')}), the same threshold (docs/accuracy.md, \"One threshold on every x86 "
-                "CPU\")")
+                f"file ({norm.get('sha256')}), the same threshold if the pipeline is the calibrated one (`appliance "
+                "selftest --only pipeline` checks it; docs/accuracy.md, \"One threshold on every x86 CPU\")")
     return (f"NOT the calibrated one ({norm.get('sha256')}): other photos or another pipeline than the "
             "calibration's; `make calibrate`")

@@ -29,7 +29,7 @@ from appliance.runtime.background_build import rebuilt_from_calibrated_photos
 from appliance.runtime.cpu import cpu_simd
 from appliance.runtime.manifest import ONNXRUNTIME, ModelSpec, load_manifest, sha256_of
 from appliance.runtime.types import Normalisation
-from appliance.vision.align import ARCFACE_TEMPLATE
+from appliance.vision.align import ARCFACE_TEMPLATE, METHOD
 from appliance.vision.types import PipelineFingerprint
 
 # not compared as versions are (machine: machine_difference; cpu and background_rebuilt: docs/accuracy.md,
@@ -81,7 +81,7 @@ def pipeline_fingerprint(config: Config, normalisation: Normalisation | None = N
         "landmarks": _model(landmarks),
         "embedder": _model(embedder),
         "alignment": ("5 points from the face mesh" if landmarks else "4 detector keypoints")
-        + ", similarity (LMEDS) onto the 112x112 template "
+        + f", similarity ({METHOD}) onto the 112x112 template "
         + ",".join(f"{v:g}" for v in ARCFACE_TEMPLATE.ravel()),
         "preprocessing": f"{inp.get('colour', 'RGB')} {inp.get('dtype')} mean {inp.get('mean')} std {inp.get('std')}"
         f"{', mirror-averaged' if config.models.embed_flip else ''}",

@@ -144,7 +144,8 @@ class FacePipeline:
             with self.timings.stage("landmarks"):
                 points = self.landmarker.five_points(rgb, face.detection)
         with self.timings.stage("align"):
-            face.aligned = align(rgb, points) if points is not None else align_on_keypoints(rgb, face.detection)
+            aligned = align(rgb, points) if points is not None else None
+            face.aligned = aligned if aligned is not None else align_on_keypoints(rgb, face.detection)
         with self.timings.stage("embed"):
             face.embedding = self.embedder.embed(face.aligned.image)
         return face
