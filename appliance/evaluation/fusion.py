@@ -26,6 +26,7 @@ from tqdm import tqdm
 from appliance.evaluation.embed_dataset import DatasetEmbeddings, central_face
 from appliance.evaluation.lfw import Dataset
 from appliance.evaluation.protocol import open_set_split
+from appliance.evaluation.templates import MAX_TEMPLATES, multi_split, subject_scores
 from appliance.matching.normalise import BackgroundNormaliser
 from appliance.vision.pipeline import FacePipeline
 
@@ -183,6 +184,41 @@ def rule_scores(tracks: Tracks, gallery: np.ndarray, gallery_ids: np.ndarray,
     return out
 
 
+def several_photos(tracks: Tracks, probes: np.ndarray, dataset: Dataset, emb: DatasetEmbeddings, threshold: float,
+                   normaliser: BackgroundNormaliser | None = None) -> dict:
+    """The street looks against a watchlist with up to MAX_TEMPLATES photos per person (the templates protocol,
+    evaluation/templates.py), each subject scored by its best photo as the van's matcher does: the share of
+    mated tracks recognised by one look and by 1-of-n at the threshold, and the false alerts per non-mated track.
+
+    The tracks are the one-photo protocol's; the templates protocol's mated probes are a subset of its mated
+    probes (their photos beyond the first three), its non-mated probes the same."""
+    enrolled, t_mated, t_nonmated = multi_split(dataset)
+    row_of = {int(image): row for row, image in enumerate(probes)}
+    mated_rows = [row_of[int(i)] for i in t_mated if int(i) in row_of]
+    nonmated_rows = [row_of[int(i)] for i in t_nonmated if int(i) in row_of]
+    ids = np.array(dataset.identity)
+    subject_ids = np.array([ids[rows[0]] for rows in enrolled])
+    rows = np.array(mated_rows + nonmated_rows, np.int64)
+    e = tracks.embeddings[rows]
+    n, looks, dim = e.shape
+    flat = e.reshape(-1, dim)
+    look_off = normaliser.offsets(flat) if normaliser is not None else np.zeros(len(flat), np.float32)
+    scores = subject_scores(flat, look_off, emb.embeddings, emb.offset(), enrolled, "best template", normaliser)
+    top = scores.max(axis=1).reshape(n, looks)
+    subj = subject_ids[scores.argmax(axis=1)].reshape(n, looks)
+    mated = np.arange(n) < len(mated_rows)
+    right = (subj == tracks.truth[rows][:, None]) & (top >= threshold)
+    alarm = top[~mated] >= threshold
+    return {
+        "protocol": "the street looks of the templates protocol's probes against its watchlist (up to "
+                    f"{MAX_TEMPLATES} photos per person, best template)",
+        "mated_tracks": int(mated.sum()), "non_mated_tracks": int((~mated).sum()),
+        "one look": {"tpir": round(float(right[mated, 0].mean()), 5), "false_alarms": int(alarm[:, 0].sum())},
+        f"1-of-{looks}": {"tpir": round(float(right[mated].any(axis=1).mean()), 5),
+                          "false_alarms": int(alarm.any(axis=1).sum())},
+    }
+
+
 def _top_k(quality: np.ndarray, k: int) -> np.ndarray:
     order = np.argsort(-quality, axis=1)
     keep = np.zeros_like(quality, bool)
@@ -258,5 +294,6 @@ def evaluate_fusion(pipe: FacePipeline, dataset: Dataset, emb: DatasetEmbeddings
         "at_shipped_threshold": at_shipped,
         "fewest_false_alarms": winner,
         "non_mated_looks_by_quality": nonmated_by_quality(tracks, top1[1]),
+        "several_photos": several_photos(tracks, probes, dataset, emb, threshold, normaliser),
     }
     return result, {"scores": scores}

@@ -343,6 +343,13 @@ def fusion_section(result: dict, raw: dict, out: Path) -> list[str]:
         s = f["at_shipped_threshold"][rule]
         lines.append(f"| {rule} | " + " | ".join(cells) + f" | {_pct(s['tpir'])}, {_pct(s['fpir'], 3)} |")
     lines += ["", f"Fewest false alarms over these TPIRs: **{f['fewest_false_alarms']}**."]
+    if several := f.get("several_photos"):
+        n = f["looks_per_track"]
+        lines += ["", f"With up to 3 photos per person on the watchlist ({several['mated_tracks']:,} mated and "
+                  f"{several['non_mated_tracks']:,} non-mated tracks, best template), at the shipped threshold: one "
+                  f"look {_pct(several['one look']['tpir'])} ({several['one look']['false_alarms']} false alarms), "
+                  f"1-of-{n} {_pct(several[f'1-of-{n}']['tpir'])} ({several[f'1-of-{n}']['false_alarms']} false "
+                  "alarms)."]
 
     fig, ax = plt.subplots(figsize=(7, 5))
     floor = 0.5 / max(f["non_mated_tracks"], 1)  # FPIR 0 is drawn at the left edge

@@ -44,8 +44,16 @@ def multi_split(dataset: Dataset, max_templates: int = MAX_TEMPLATES) -> tuple[l
 def _subject_scores(e: np.ndarray, off: np.ndarray, enrolled: list[list[int]], probes: np.ndarray, variant: str,
                     normaliser: BackgroundNormaliser | None) -> np.ndarray:
     """(probes, subjects) scores for one way of using the enrolled photos; -inf where a face is missing."""
-    pe = np.nan_to_num(e[probes], nan=0.0)
-    probe_off = off[probes][:, None]
+    return subject_scores(e[probes], off[probes], e, off, enrolled, variant, normaliser)
+
+
+def subject_scores(probe_e: np.ndarray, probe_off: np.ndarray, e: np.ndarray, off: np.ndarray,
+                   enrolled: list[list[int]], variant: str, normaliser: BackgroundNormaliser | None) -> np.ndarray:
+    """(probes, subjects) scores of probe embeddings (any faces: photos, street looks) against the enrolled
+    photos (rows of e), used one way; -inf where a probe has no face."""
+    pe = np.nan_to_num(probe_e, nan=0.0)
+    missing = np.isnan(probe_e).any(axis=1)
+    probe_off = probe_off[:, None]
     if variant == "fused template":
         fused = l2_normalise(np.stack([np.nanmean(e[rows], axis=0) if not np.isnan(e[rows]).all()
                                        else np.zeros(e.shape[1], np.float32) for rows in enrolled]))
@@ -54,13 +62,13 @@ def _subject_scores(e: np.ndarray, off: np.ndarray, enrolled: list[list[int]], p
         scores[:, ~fused.any(axis=1)] = -np.inf
     else:
         first_only = variant == "one photo"
-        scores = np.full((len(probes), len(enrolled)), -np.inf, np.float32)
+        scores = np.full((len(pe), len(enrolled)), -np.inf, np.float32)
         for s, rows in enumerate(enrolled):
             rows = [r for r in (rows[:1] if first_only else rows) if not np.isnan(e[r]).any()]
             if rows:
                 best = (pe @ np.nan_to_num(e[rows], nan=0.0).T).max(axis=1)
                 scores[:, s] = best - probe_off[:, 0] - off[rows].mean()
-    scores[np.isnan(e[probes]).any(axis=1)] = -np.inf
+    scores[missing] = -np.inf
     return scores
 
 

@@ -109,7 +109,11 @@ def test_fusion_rules_and_report(evaluation):
     assert {"one look", "best look", "1-of-5", "2-of-5", "mean of all looks"} <= set(f["at_equal_tpir"])
     s = f["at_shipped_threshold"]
     assert s["1-of-5"]["tpir"] >= s["one look"]["tpir"]  # more looks, more chances to be recognised
+    several = f["several_photos"]  # the sample's tracks whose photos are probes in the templates protocol too
+    assert 0 < several["mated_tracks"] <= 40 and several["non_mated_tracks"] == 40
+    assert several["1-of-5"]["tpir"] >= several["one look"]["tpir"]
     report = (out / "report.md").read_text()
+    assert "With up to 3 photos per person on the watchlist" in report
     for title in ("## Per group", "## Reference photo against live view", "## Multi-look fusion",
                   "## Expected false alerts"):
         assert title in report

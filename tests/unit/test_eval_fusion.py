@@ -65,3 +65,34 @@ def test_degrade_is_seeded_and_changes_the_image():
     c = degrade(image, np.random.default_rng([7, 2]))
     assert np.array_equal(a, b)  # the same seed gives the same look
     assert a.shape[0] < 150 and (a.shape != c.shape or not np.array_equal(a, c))
+
+
+def test_several_photos_street_uses_each_subjects_best_photo():
+    from pathlib import Path
+
+    from appliance.evaluation.embed_dataset import DatasetEmbeddings
+    from appliance.evaluation.fusion import several_photos
+    from appliance.evaluation.lfw import Dataset
+
+    # a has 3 photos (2 enrolled, 1 probe), b has 2 (1 enrolled, 1 probe), x has 1 (non-mated).
+    names = ["a", "a", "a", "b", "b", "x"]
+    ds = Dataset(Path("."), [f"{n}/{n}_{i:04d}.jpg" for i, n in enumerate(names)], names, [], 0)
+    photos = np.stack([look(1.0), look(0.0, 0.0), look(0.9), look(0, 1.0), look(0, 0.9), look(0.3)])
+    photos[1] = np.array([0, 0, 1, 0], np.float32)  # a's second photo: along the third axis
+    emb = DatasetEmbeddings(ds.images, photos)
+    # the one-photo protocol's probes: a's photos 2 and 3, b's photo 2, then x
+    probes = np.array([1, 2, 4, 5])
+    nan = np.full(4, np.nan, np.float32)
+    third = np.array([0, 0, 1, 0], np.float32)
+    e = np.stack([
+        [third, third, third],  # a's second photo: enrolled in the templates protocol, so not a probe there
+        [look(0.2), np.array([0, 0, 0.6, 0.8], np.float32), nan],  # a's 3rd photo: its 2nd look is 0.6 with photo 2
+        [look(0, 0.5), look(0, 0.3), look(0, 0.2)],  # b: below 0.6 in every look
+        [look(0.7), look(0.1), nan],  # x: one look at 0.7 with a
+    ])
+    tr = Tracks(e, np.ones((4, 3)), np.ones((4, 3), bool), np.array(names)[probes], np.array([True, True, True, False]))
+    out = several_photos(tr, probes, ds, emb, threshold=0.55)
+    assert out["mated_tracks"] == 2 and out["non_mated_tracks"] == 1  # a's 3rd photo and b's 2nd; x
+    # a's second look matches a's *second* enrolled photo at 0.6: recognised by 1-of-3 but not by the first look
+    assert out["one look"] == {"tpir": 0.0, "false_alarms": 1}
+    assert out["1-of-3"] == {"tpir": 0.5, "false_alarms": 1}
