@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from appliance.evaluation import metrics
+from appliance.evaluation.templates import MAX_TEMPLATES
 
 
 def _plots(raw: dict, threshold: float, out: Path, score_name: str) -> list[str]:
@@ -345,8 +346,9 @@ def fusion_section(result: dict, raw: dict, out: Path) -> list[str]:
     lines += ["", f"Fewest false alarms over these TPIRs: **{f['fewest_false_alarms']}**."]
     if several := f.get("several_photos"):
         n = f["looks_per_track"]
-        lines += ["", f"With up to 3 photos per person on the watchlist ({several['mated_tracks']:,} mated and "
-                  f"{several['non_mated_tracks']:,} non-mated tracks, best template), at the shipped threshold: one "
+        lines += ["", f"With up to {MAX_TEMPLATES} photos per person on the watchlist ({several['mated_tracks']:,} "
+                  f"mated and {several['non_mated_tracks']:,} non-mated tracks, best template), at the shipped "
+                  "threshold: one "
                   f"look {_pct(several['one look']['tpir'])} ({several['one look']['false_alarms']} false alarms), "
                   f"1-of-{n} {_pct(several[f'1-of-{n}']['tpir'])} ({several[f'1-of-{n}']['false_alarms']} false "
                   "alarms)."]

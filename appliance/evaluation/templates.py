@@ -41,12 +41,6 @@ def multi_split(dataset: Dataset, max_templates: int = MAX_TEMPLATES) -> tuple[l
     return enrolled, np.array(mated, np.int64), np.array(nonmated, np.int64)
 
 
-def _subject_scores(e: np.ndarray, off: np.ndarray, enrolled: list[list[int]], probes: np.ndarray, variant: str,
-                    normaliser: BackgroundNormaliser | None) -> np.ndarray:
-    """(probes, subjects) scores for one way of using the enrolled photos; -inf where a face is missing."""
-    return subject_scores(e[probes], off[probes], e, off, enrolled, variant, normaliser)
-
-
 def subject_scores(probe_e: np.ndarray, probe_off: np.ndarray, e: np.ndarray, off: np.ndarray,
                    enrolled: list[list[int]], variant: str, normaliser: BackgroundNormaliser | None) -> np.ndarray:
     """(probes, subjects) scores of probe embeddings (any faces: photos, street looks) against the enrolled
@@ -84,8 +78,8 @@ def evaluate_templates(dataset: Dataset, emb: DatasetEmbeddings, threshold: floa
                  "subjects_with_2_or_more": int(sum(len(r) >= 2 for r in enrolled)),
                  "mated_probes": len(mated), "non_mated_probes": len(nonmated), "variants": {}}
     for variant in VARIANTS:
-        sm = _subject_scores(e, off, enrolled, mated, variant, normaliser)
-        sn = _subject_scores(e, off, enrolled, nonmated, variant, normaliser)
+        sm = subject_scores(e[mated], off[mated], e, off, enrolled, variant, normaliser)
+        sn = subject_scores(e[nonmated], off[nonmated], e, off, enrolled, variant, normaliser)
         correct = (subject_ids[sm.argmax(axis=1)] == ids[mated]) & np.isfinite(sm.max(axis=1))
         s = metrics.OpenSetScores(sm.max(axis=1), correct, sn.max(axis=1))
         out["variants"][variant] = {
