@@ -260,12 +260,17 @@ def evaluate_groups(dataset: Dataset, emb: DatasetEmbeddings, files: dict[str, s
     # The threshold ships at the upper confidence bound (every group meets the target with 95 % confidence);
     # the floor, a limit on configuration rather than an operating point, at its point estimate.
     tail_scores = dict(nonmated_top)
+    people = {name: probe_id[~is_mated & (group[probe_id] == g)] for g, name in enumerate(ga.names)}
     if extra_searches is not None and len(extra_searches[0]):
-        extra_group = group[ga.image_identity[extra_searches[0]]]
+        extra_person = ga.image_identity[extra_searches[0]]
+        extra_group = group[extra_person]
         tail_scores = {name: np.concatenate([nonmated_top[name], extra_searches[1][extra_group == g]])
                        for g, name in enumerate(ga.names)}
-    t_fit = tail.equitable_tail_threshold(tail_scores, target_fpir)
-    f_fit = tail.equitable_tail_threshold(tail_scores, floor_fpir)
+        people = {name: np.concatenate([people[name], extra_person[extra_group == g]])
+                  for g, name in enumerate(ga.names)}
+    # the bound resamples people, each with all their searches (tail.py)
+    t_fit = tail.equitable_tail_threshold(tail_scores, target_fpir, people=people)
+    f_fit = tail.equitable_tail_threshold(tail_scores, floor_fpir, people=people)
     t_fits, t_ci, f_ci = t_fit.per_group, t_fit.ci95, f_fit.ci95
     t_groups = {g: t.upper for g, t in t_fits.items()}
     f_groups = {g: t.value for g, t in f_fit.per_group.items()}

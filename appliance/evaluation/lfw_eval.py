@@ -16,7 +16,13 @@ from appliance.evaluation.bootstrap import exact_interval
 from appliance.evaluation.embed_dataset import DatasetEmbeddings
 from appliance.evaluation.groups import evaluate_groups
 from appliance.evaluation.lfw import Dataset
-from appliance.evaluation.protocol import ceil4, leave_one_out_searches, open_set_split, similarities
+from appliance.evaluation.protocol import (
+    SEARCHES_PER_PERSON,
+    ceil4,
+    leave_one_out_searches,
+    open_set_split,
+    similarities,
+)
 from appliance.evaluation.templates import evaluate_templates
 from appliance.matching.normalise import BackgroundNormaliser
 from appliance.vision.types import PipelineFingerprint
@@ -25,9 +31,9 @@ FARS = (1e-3, 1e-4, 1e-5)
 FPIRS = (1e-2, 1e-3)
 TARGET_FPIR = 1e-3  # the shipped threshold keeps false alerts at or below 1 in 1,000 passers-by
 FLOOR_FPIR = 1e-2  # configuration may never go where more than 1 in 100 would raise a false alert
-LOO_WHAT = ("the threshold's tail is fitted on every non-mated probe and on one leave-one-out search per enrolled "
-            "person (their first mated photo against the gallery without their own entry): one non-mated search "
-            "per person in the data set")
+LOO_WHAT = ("the threshold's tail is fitted on every non-mated probe and on up to "
+            f"{SEARCHES_PER_PERSON} leave-one-out searches per enrolled person (their photos against the gallery "
+            "without their own entry); its confidence bound resamples people, each with all their searches")
 
 
 @dataclass
@@ -107,12 +113,14 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
                            "threshold_at_far": far_thresholds}
     os_scores, gallery_size = open_set(dataset, emb)
     # The operating point from the fitted tail of the non-mated searches, not one extreme face (tail.py): the
-    # non-mated probes and one leave-one-out search per enrolled person (protocol.py).
+    # non-mated probes and the leave-one-out searches of the enrolled people (protocol.py).
     loo_images, loo_top = leave_one_out_searches(dataset, emb)
     searches = np.concatenate([os_scores.nonmated_top_score, loo_top])
-    calibrated_fit = tail.tail_threshold(searches, TARGET_FPIR)
+    ids = np.array(dataset.identity)
+    people = np.concatenate([ids[open_set_split(dataset)[2]], ids[loo_images]])  # who made each search
+    calibrated_fit = tail.tail_threshold(searches, TARGET_FPIR, people=people)
     calibrated = calibrated_fit.upper  # the one-sided 95 % bound ships; the point estimate is reported beside it
-    floor = tail.tail_threshold(searches, FLOOR_FPIR).value
+    floor = tail.tail_threshold(searches, FLOOR_FPIR, people=people).value
     result["open_set"] = {
         "gallery_size": gallery_size,
         "mated_probes": len(os_scores.mated_top_score),
@@ -133,6 +141,7 @@ def evaluate(dataset: Dataset, emb: DatasetEmbeddings, model_id: str, threshold:
         "threshold_ci95": [round(calibrated_fit.ci95[0], 4), round(calibrated_fit.ci95[1], 4)],
         "estimator": tail.ESTIMATOR,
         "searches": {"non_mated_probes": len(os_scores.nonmated_top_score), "leave_one_out": len(loo_top),
+                     "leave_one_out_people": len(np.unique(ids[loo_images])),
                      "leave_one_out_at_threshold": int((loo_top >= threshold).sum()), "what": LOO_WHAT},
         "empirical_threshold": ceil4(calibrated_fit.empirical),
         "floor_fpir": FLOOR_FPIR,
@@ -193,6 +202,7 @@ def manifest_calibration(result: dict, dataset_name: str, command: str,
         "mated_probes": result["open_set"]["mated_probes"],
         "non_mated_probes": result["open_set"]["non_mated_probes"],
         "leave_one_out_searches": cal["searches"]["leave_one_out"],
+        "leave_one_out_people": cal["searches"]["leave_one_out_people"],
         "searches": cal["searches"]["what"],
         "floor_fpir": cal["floor_fpir"],
         "tar_at_far": result["tar_at_far"],

@@ -17,9 +17,11 @@ so every one of the top third of the scores pulls a little and none pulls alone.
 tail is lighter. Measured on LFW (docs/accuracy.md): under the score changes between two OpenCV builds this
 moves about half as much as the order statistic, and over resampled probes a quarter as much.
 
-The threshold that ships is the one-sided 95 % upper confidence bound over resampled probe sets (each
-non-mated probe is a different person in the LFW protocol), not the point estimate: the van then meets the
-FPIR target with 95 % confidence under the tail model, rather than only on average.
+The threshold that ships is the one-sided 95 % upper confidence bound over resampled sets of people, not the
+point estimate: the van then meets the FPIR target with 95 % confidence under the tail model, rather than only
+on average. A person may stand behind several searches (several photos, each searched against a list without
+them); their searches are alike, so they are resampled together (a cluster bootstrap): counting them as
+independent would make the interval too narrow.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ SEED = 20261203  # fixed: the same scores give the same interval, run after run
 CONFIDENCE = 0.95  # the shipped threshold is this one-sided upper confidence bound
 ESTIMATOR = (f"tail: exponential excesses over the top k non-mated top scores, averaged over k = "
              f"{TAIL_FRACTIONS[0]:.0%}..{TAIL_FRACTIONS[-1]:.0%} of the probes (at least {MIN_TAIL}); shipped at the "
-             f"one-sided {CONFIDENCE:.0%} upper bound over {RESAMPLES} resampled probe sets")
+             f"one-sided {CONFIDENCE:.0%} upper bound over {RESAMPLES} resamples of the people searched (each "
+             f"person's searches together)")
 
 
 @dataclass(frozen=True)
@@ -76,26 +79,35 @@ def _estimate(scores: np.ndarray, rate: float) -> tuple[float, str, int, float, 
     return float(np.mean([f[0] for f in fits])), "tail", k, u, beta
 
 
-def tail_threshold(scores: np.ndarray, rate: float, resamples: int = RESAMPLES, seed: int = SEED) -> TailThreshold:
+def tail_threshold(scores: np.ndarray, rate: float, resamples: int = RESAMPLES, seed: int = SEED,
+                   people: np.ndarray | None = None) -> TailThreshold:
     """The threshold at which `rate` of these non-mated top scores would be accepted, with its interval.
 
-    Scores of -inf (no face found) count as probes that never match, as in FPIR itself.
+    Scores of -inf (no face found) count as probes that never match, as in FPIR itself. `people[i]` names who
+    made search i (None: every search a different person).
     """
     scores = np.asarray(scores, np.float64)
     value, method, k, u, beta = _estimate(scores, rate)
-    boot = bootstrap_values(scores, rate, resamples, seed)
+    boot = bootstrap_values(scores, rate, resamples, seed, people)
     lo, hi, upper = np.percentile(boot, [2.5, 97.5, CONFIDENCE * 100]) if len(boot) else (value, value, value)
     return TailThreshold(float(value), (float(lo), float(hi)), float(upper), metrics.threshold_at_rate(scores, rate),
                          method, len(scores), k, u, beta)
 
 
-def bootstrap_values(scores: np.ndarray, rate: float, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
-    """The estimate on `resamples` resamples (with replacement) of the probes."""
+def bootstrap_values(scores: np.ndarray, rate: float, resamples: int = RESAMPLES, seed: int = SEED,
+                     people: np.ndarray | None = None) -> np.ndarray:
+    """The estimate on `resamples` resamples of the people (with replacement), each drawn with all their searches.
+
+    With one search per person (`people` None) this is the plain bootstrap of the searches."""
     if not len(scores) or resamples <= 0:
         return np.array([])
+    person = np.arange(len(scores)) if people is None else np.unique(np.asarray(people), return_inverse=True)[1]
+    n_people = int(person.max()) + 1
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(scores), size=(resamples, len(scores)))
-    return np.array([_estimate(scores[d], rate)[0] for d in draws])
+    draws = rng.integers(0, n_people, size=(resamples, n_people))
+    # each search repeated as often as its person was drawn
+    return np.array([_estimate(np.repeat(scores, np.bincount(d, minlength=n_people)[person]), rate)[0]
+                     for d in draws])
 
 
 @dataclass(frozen=True)
@@ -107,15 +119,17 @@ class EquitableThreshold:
 
 
 def equitable_tail_threshold(nonmated_top: dict[str, np.ndarray], rate: float, resamples: int = RESAMPLES,
-                             seed: int = SEED) -> EquitableThreshold:
+                             seed: int = SEED, people: dict[str, np.ndarray] | None = None) -> EquitableThreshold:
     """The equitable rule on tail estimates: the highest group threshold, so every group meets the target.
 
-    Its interval and bound resample every group at once and take the maximum each time.
+    Its interval and bound resample every group at once and take the maximum each time. `people[group]` names
+    who made each search of that group (None: every search a different person).
     """
-    per_group = {g: tail_threshold(s, rate, resamples, seed) for g, s in nonmated_top.items()}
+    who = people or {}
+    per_group = {g: tail_threshold(s, rate, resamples, seed, who.get(g)) for g, s in nonmated_top.items()}
     value = max(t.value for t in per_group.values())
-    boots = [bootstrap_values(np.asarray(s, np.float64), rate, resamples, seed + i)
-             for i, s in enumerate(nonmated_top.values())]
+    boots = [bootstrap_values(np.asarray(s, np.float64), rate, resamples, seed + i, who.get(g))
+             for i, (g, s) in enumerate(nonmated_top.items())]
     boots = [b for b in boots if len(b)]
     if not boots:
         return EquitableThreshold(value, (value, value), value, per_group)

@@ -74,3 +74,36 @@ def test_equitable_rule_takes_the_strictest_group():
     value, per_group = eq.value, eq.per_group
     assert value == max(t.value for t in per_group.values()) == per_group["a"].value
     assert eq.ci95[0] <= value <= eq.upper <= eq.ci95[1]
+
+
+def test_one_search_per_person_is_the_plain_bootstrap():
+    s = _scores(1500, 4)
+    plain = tail.tail_threshold(s, 1e-3, resamples=100)
+    named = tail.tail_threshold(s, 1e-3, resamples=100, people=np.array([f"person {i:04d}" for i in range(len(s))]))
+    assert (plain.value, plain.ci95, plain.upper) == (named.value, named.ci95, named.upper)
+
+
+def test_a_persons_searches_are_resampled_together():
+    # 1,500 people, each searching three times with the same score: the data hold no more information than
+    # 1,500 searches, so the interval must be as wide as theirs, not as narrow as 4,500 independent ones
+    s = _scores(1500, 5)
+    alone = tail.tail_threshold(s, 1e-3, resamples=300)
+    tripled, people = np.repeat(s, 3), np.repeat(np.arange(1500), 3)
+    together = tail.tail_threshold(tripled, 1e-3, resamples=300, people=people)
+    independent = tail.tail_threshold(tripled, 1e-3, resamples=300)
+
+    def width(t: tail.TailThreshold) -> float:
+        return t.ci95[1] - t.ci95[0]
+
+    assert width(together) == pytest.approx(width(alone), rel=0.25)
+    assert width(together) > 1.4 * width(independent)
+    assert together.upper > independent.upper
+
+
+def test_equitable_bound_takes_each_groups_people():
+    groups = {"a": np.repeat(_scores(500, 6), 2), "b": _scores(1400, 7) - 0.05}
+    people = {"a": np.repeat(np.arange(500), 2), "b": np.arange(1400)}
+    eq = tail.equitable_tail_threshold(groups, 1e-3, resamples=200, people=people)
+    naive = tail.equitable_tail_threshold(groups, 1e-3, resamples=200)
+    assert eq.value == naive.value  # the point estimate does not depend on who searched
+    assert eq.upper > naive.upper
