@@ -61,7 +61,7 @@ def leave_one_out_searches(dataset: Dataset, emb: DatasetEmbeddings) -> tuple[np
     Each enrolled person's photos (their gallery photo first, then their mated photos, in data set order) are
     searched against the gallery with their own entry removed: searches by someone who is not on the list,
     against 1 fewer subject. With the non-mated probes, every person in the data set makes at least one
-    non-mated search (LFW: 1,874 + 3,143 searches by 2,948 people instead of 1,874 by 1,874), so the tail that
+    non-mated search (LFW: 1,874 + 2,669 searches by 2,948 people instead of 1,874 by 1,874), so the tail that
     sets the threshold is measured on more people and more photos, and its confidence bound is tighter. One
     person's searches are alike, so the bound resamples people, each with all their searches (tail.py). The
     FPIR *reported* is still on the non-mated probes alone.
