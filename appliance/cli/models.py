@@ -14,8 +14,7 @@ from appliance.matching.normalise import background_path, normaliser_for
 from appliance.paths import shared_dir
 from appliance.runtime.background_build import build_record_path, rebuilt_from_calibrated_photos
 from appliance.runtime.loader import runtime_version
-from appliance.runtime.manifest import Manifest, install_models, load_manifest, sha256_of, verify_model
-from appliance.runtime.types import Normalisation
+from appliance.runtime.manifest import Manifest, ModelSpec, install_models, load_manifest, sha256_of, verify_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"ok  {spec.id:22} {runtime_version(spec.runtime):22} {verify_model(spec)}")
             if (norm := spec.normalisation) and (path := background_path(spec, manifest.path.parent)):
                 normaliser_for(spec, manifest.path.parent)  # present and readable, or one clear error
-                print(f"ok  {spec.id + ' background':22} {norm['method']:22} {path} ({background_status(path, norm)})")
+                print(f"ok  {spec.id + ' background':22} {norm['method']:22} {path} ({background_status(path, spec)})")
     else:
         for spec in manifest.models.values():
             cal = spec.calibration
@@ -71,13 +70,14 @@ def install_backgrounds(manifest: Manifest, sources: list[Path | None], photos: 
             continue
         candidates = [s / norm["background"] for s in sources if s is not None]
         found = next((c for c in candidates if c.is_file() and sha256_of(c) == want), None)
-        found = found or next((c for c in candidates if rebuilt_from_calibrated_photos(c, norm)), None)
+        calibrated = calibrated_pipeline(spec)
+        found = found or next((c for c in candidates if rebuilt_from_calibrated_photos(c, norm, calibrated)), None)
         if not rebuild and found is not None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(found, dest)
             if build_record_path(found).is_file():  # the build machine's record travels with its file
                 shutil.copyfile(build_record_path(found), build_record_path(dest))
-            print(f"installed {spec.id + ' background':21} copied from {found} ({background_status(dest, norm)})")
+            print(f"installed {spec.id + ' background':21} copied from {found} ({background_status(dest, spec)})")
             continue
         folder = photos or shared_dir() / "data" / "crowd"
         if not folder.is_dir():
@@ -85,25 +85,34 @@ def install_backgrounds(manifest: Manifest, sources: list[Path | None], photos: 
             raise ApplianceError(f"background set for {spec.id}: not in {where} and no photos at {folder} to build it "
                                  "from (pass --photos DIR, or --background-source with the build machine's models/)")
         from appliance.vision.background import embed_background, write_build_record  # the pipeline only to build
+        from appliance.vision.fingerprint import embedding_pipeline_digest
         from appliance.vision.pipeline import FacePipeline
 
-        pipe = FacePipeline.from_config(load_config(None, {"models.embedder": spec.id, "models.dir": str(root)}))
-        faces = embed_background(pipe, folder)
+        config = load_config(None, {"models.embedder": spec.id, "models.dir": str(root)})
+        faces = embed_background(FacePipeline.from_config(config), folder)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with dest.open("wb") as f:
             np.save(f, faces, allow_pickle=False)
-        write_build_record(dest, folder, len(faces))
+        write_build_record(dest, folder, len(faces), embedding_pipeline_digest(config))
         print(f"built    {spec.id + ' background':22} {len(faces)} faces from {folder}: sha256 {sha256_of(dest)}, "
-              f"{background_status(dest, norm)}")
+              f"{background_status(dest, spec)}")
 
 
-def background_status(path: Path, norm: Normalisation) -> str:
+def calibrated_pipeline(spec: ModelSpec) -> str | None:
+    """The pipeline_digest of the pipeline this embedder's threshold was calibrated on (None: not recorded)."""
+    from appliance.vision.fingerprint import calibrated_fingerprint, pipeline_digest  # OpenCV only when needed
+
+    return pipeline_digest(calibrated_fingerprint(spec))
+
+
+def background_status(path: Path, spec: ModelSpec) -> str:
     """How an installed background set stands against the calibrated one, in one phrase."""
+    norm = spec.normalisation or {}
     if sha256_of(path) == norm.get("sha256"):
         return "the calibrated one"
-    if build := rebuilt_from_calibrated_photos(path, norm):
-        return (f"the calibrated set rebuilt from its photos on {build['cpu']}: other last bits than the calibrated "
-                f"file ({norm.get('sha256')}), the same threshold if the pipeline is the calibrated one (`appliance "
-                "selftest --only pipeline` checks it; docs/accuracy.md, \"One threshold on every x86 CPU\")")
-    return (f"NOT the calibrated one ({norm.get('sha256')}): other photos or another pipeline than the "
-            "calibration's; `make calibrate`")
+    if build := rebuilt_from_calibrated_photos(path, norm, calibrated_pipeline(spec)):
+        return (f"the calibrated set rebuilt from its photos by the calibrated pipeline on {build['cpu']}: other "
+                f"last bits than the calibrated file ({norm.get('sha256')}), the same threshold (docs/accuracy.md, "
+                "\"One threshold on every x86 CPU\")")
+    return (f"NOT the calibrated one ({norm.get('sha256')}): other photos, or another pipeline than the "
+            "calibration's (`appliance selftest --only pipeline` names the difference); `make calibrate`")

@@ -1,7 +1,7 @@
 """The record beside a background set built on this machine (background/<model>.json, written by
-vision/background.py): which photos it came from and on which CPU. It lets a set rebuilt from the calibrated
-photos on a CPU that rounds differently be told apart from a set built from other photos (docs/accuracy.md,
-"One threshold on every x86 CPU")."""
+vision/background.py): which photos it came from, by which pipeline and on which CPU. It lets a set rebuilt
+from the calibrated photos by the calibrated pipeline on a CPU that rounds differently be told apart from a set
+built from other photos or by another pipeline (docs/accuracy.md, "One threshold on every x86 CPU")."""
 
 from __future__ import annotations
 
@@ -27,13 +27,16 @@ def read_build_record(background: Path) -> BackgroundBuild | None:
     return record  # type: ignore[return-value]
 
 
-def rebuilt_from_calibrated_photos(background: Path, norm: Normalisation) -> BackgroundBuild | None:
-    """The build record when this file is not the calibrated one byte for byte but was built by this pipeline
-    from the very photos the calibration's set came from, with as many faces: another CPU's arithmetic (AVX-512
-    against AVX2, say) moves the last bits of every embedding, and with them the file's sha256, not the set.
-    None otherwise (other photos, another size, no record, or the manifest names no photos)."""
+def rebuilt_from_calibrated_photos(background: Path, norm: Normalisation,
+                                   pipeline: str | None) -> BackgroundBuild | None:
+    """The build record when this file is not the calibrated one byte for byte but was built by `pipeline` (a
+    vision/fingerprint.py pipeline_digest) from the very photos the calibration's set came from, with as many
+    faces: another CPU's arithmetic (AVX-512 against AVX2, say) moves the last bits of every embedding, and with
+    them the file's sha256, not the set. None otherwise (other photos, another size, another pipeline, a record
+    that does not name its pipeline, no record, or the manifest names no photos)."""
     record = read_build_record(background) if background.is_file() else None
-    if record is None or not norm.get("photos_sha256"):
+    if record is None or not norm.get("photos_sha256") or not pipeline:
         return None
-    same = record.get("photos_sha256") == norm["photos_sha256"] and record.get("faces") == norm.get("faces")
+    same = (record.get("photos_sha256") == norm["photos_sha256"] and record.get("faces") == norm.get("faces")
+            and record.get("pipeline") == pipeline)
     return record if same else None

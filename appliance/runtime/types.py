@@ -31,4 +31,5 @@ class BackgroundBuild(TypedDict):
     sha256: str  # of the .npy beside it
     faces: int
     photos_sha256: str
+    pipeline: str  # vision/fingerprint.py pipeline_digest of the pipeline that built it
     cpu: str

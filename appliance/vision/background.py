@@ -40,10 +40,11 @@ def photos_sha256(photos: Path) -> str:
     return h.hexdigest()
 
 
-def write_build_record(background: Path, photos: Path, faces: int) -> None:
-    """Beside a set built here: its sha256, size, the photos and this CPU (read by read_build_record)."""
+def write_build_record(background: Path, photos: Path, faces: int, pipeline: str) -> None:
+    """Beside a set built here: its sha256, size, the photos, the pipeline that built it (a pipeline_digest) and
+    this CPU (read by read_build_record)."""
     record: BackgroundBuild = {"sha256": sha256_of(background), "faces": faces,
-                               "photos_sha256": photos_sha256(photos), "cpu": cpu_simd()}
+                               "photos_sha256": photos_sha256(photos), "pipeline": pipeline, "cpu": cpu_simd()}
     build_record_path(background).write_text(json.dumps(record, indent=1) + "\n")
 
 

@@ -17,6 +17,8 @@ difference of its own (machine_difference).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 from importlib import metadata
 from typing import Any
@@ -27,7 +29,7 @@ import numpy as np
 from appliance.config import Config
 from appliance.runtime.background_build import rebuilt_from_calibrated_photos
 from appliance.runtime.cpu import cpu_simd
-from appliance.runtime.manifest import ONNXRUNTIME, ModelSpec, load_manifest, sha256_of
+from appliance.runtime.manifest import ONNXRUNTIME, Manifest, ModelSpec, load_manifest, sha256_of
 from appliance.runtime.types import Normalisation
 from appliance.vision.align import ARCFACE_TEMPLATE, METHOD
 from appliance.vision.types import PipelineFingerprint
@@ -68,6 +70,37 @@ def pipeline_fingerprint(config: Config, normalisation: Normalisation | None = N
     the calibrated one by definition), instead of the manifest's."""
     manifest = load_manifest(config.models.dir)
     embedder = manifest.get(config.models.embedder, "embedder")
+    fingerprint = _embedding_pipeline(config, manifest)
+    if norm := normalisation or embedder.normalisation:  # the threshold is on the normalised scale: so is its set
+        path = manifest.path.parent / norm["background"]
+        digest = sha256_of(path) if path.is_file() else "missing"
+        if digest != norm.get("sha256") and (
+                build := rebuilt_from_calibrated_photos(path, norm, pipeline_digest(fingerprint))):
+            # the calibrated set, rebuilt from its photos by this very pipeline on a CPU that rounds differently
+            fingerprint["background_rebuilt"] = (f"sha256:{digest} from the calibrated photos on {build['cpu']} "
+                                                 f"(calibrated file sha256:{norm.get('sha256')})")
+            digest = str(norm.get("sha256"))
+        fingerprint["scores"] = f"{norm['method']} top-{norm['k']} background sha256:{digest}"
+    return fingerprint
+
+
+def pipeline_digest(fingerprint: PipelineFingerprint | dict[str, Any] | None) -> str | None:
+    """One sha256 over what a fingerprint compares, but the scores' background set: the pipeline that embeds a
+    face, recorded beside a background set it built (runtime/background_build.py). None for no fingerprint."""
+    if not fingerprint:
+        return None
+    compared = {k: str(v) for k, v in fingerprint.items() if k not in INFORMATIONAL and k != "scores"}
+    return hashlib.sha256(json.dumps(compared, sort_keys=True).encode()).hexdigest()
+
+
+def embedding_pipeline_digest(config: Config) -> str:
+    """pipeline_digest of the pipeline this configuration builds (what `appliance models background` records)."""
+    return str(pipeline_digest(_embedding_pipeline(config, load_manifest(config.models.dir))))
+
+
+def _embedding_pipeline(config: Config, manifest: Manifest) -> PipelineFingerprint:
+    """Everything that turns pixels into an embedding, and the versions that run it."""
+    embedder = manifest.get(config.models.embedder, "embedder")
     landmarks = manifest.get(config.models.landmarks, "landmarks") if config.models.landmarks else None
     detector = manifest.get(config.models.detector, "detector")
     d, q = config.detector, config.quality
@@ -92,15 +125,6 @@ def pipeline_fingerprint(config: Config, normalisation: Normalisation | None = N
         "machine": platform.machine(),
         "cpu": cpu_simd(),
     }
-    if norm := normalisation or embedder.normalisation:  # the threshold is on the normalised scale: so is its set
-        path = manifest.path.parent / norm["background"]
-        digest = sha256_of(path) if path.is_file() else "missing"
-        if digest != norm.get("sha256") and (build := rebuilt_from_calibrated_photos(path, norm)):
-            # the calibrated set, rebuilt from its photos by this pipeline on a CPU that rounds differently
-            fingerprint["background_rebuilt"] = (f"sha256:{digest} from the calibrated photos on {build['cpu']} "
-                                                 f"(calibrated file sha256:{norm.get('sha256')})")
-            digest = str(norm.get("sha256"))
-        fingerprint["scores"] = f"{norm['method']} top-{norm['k']} background sha256:{digest}"
     return fingerprint
 
 

@@ -44,10 +44,13 @@ def test_rebuilt_from_the_photos_it_is_the_calibrated_set(tmp_path, crowd_dir):
     record = json.loads(path.with_suffix(".json").read_text())
     assert record["sha256"] == sha256_of(path) and record["faces"] == norm["faces"] == 277
     assert record["photos_sha256"] == norm["photos_sha256"] and record["cpu"].startswith(platform.machine())
+    from appliance.vision.fingerprint import calibrated_fingerprint, pipeline_digest
+
+    assert record["pipeline"] == pipeline_digest(calibrated_fingerprint(load_manifest(models).get(MODEL)))
     if sha256_of(path) == norm["sha256"]:
         assert "the calibrated one" in r.stdout
     else:
-        assert f"the calibrated set rebuilt from its photos on {record['cpu']}" in r.stdout, r.stdout
+        assert f"rebuilt from its photos by the calibrated pipeline on {record['cpu']}" in r.stdout, r.stdout
     first = sha256_of(path)
     assert appliance(["models", "background", "--photos", str(crowd_dir)], models).returncode == 0
     assert sha256_of(path) == first  # one CPU, one file
@@ -91,3 +94,55 @@ def test_no_file_and_no_photos_is_one_clear_error(tmp_path):
     r = appliance(["models", "install", "--no-download"], models, nowhere)
     assert r.returncode != 0
     assert "background set for mobilefacenet-int8" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def _nudged_copy(models: Path, pipeline: str | None) -> Path:
+    """The build machine's set with its last bits moved (as another CPU's arithmetic moves them) and a build
+    record naming the calibrated photos and `pipeline` (None: a record that names no pipeline)."""
+    import numpy as np
+
+    norm = load_manifest(models).get(MODEL).normalisation
+    path = models / norm["background"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    faces = np.load(PROJECT_MODELS / norm["background"])
+    faces[0, 0] = np.nextafter(faces[0, 0], np.float32(1))
+    with path.open("wb") as f:
+        np.save(f, faces, allow_pickle=False)
+    record = {"sha256": sha256_of(path), "faces": len(faces), "photos_sha256": norm["photos_sha256"],
+              "pipeline": pipeline, "cpu": "x86_64 ANOTHER-CPU"}
+    if pipeline is None:
+        del record["pipeline"]
+    path.with_suffix(".json").write_text(json.dumps(record))
+    return path
+
+
+def _pipeline_check(tmp: Path, models: Path) -> dict:
+    config = tmp / "appliance.toml"
+    config.write_text(f"[device]\ndata_dir = '{tmp / 'data'}'\n")
+    check = appliance(["selftest", "--config", str(config), "--only", "pipeline", "--json"], models)
+    (pipeline,) = json.loads(check.stdout)["checks"]
+    return pipeline
+
+
+def test_a_rebuilt_set_counts_only_when_the_calibrated_pipeline_built_it(tmp_path):
+    """The calibrated photos are not enough: a set built from them by another pipeline (another OpenCV, other
+    quality settings) is another set, even once the pipeline is back to the calibrated one, and a record that
+    does not name its pipeline proves nothing."""
+    from appliance.vision.fingerprint import calibrated_fingerprint, pipeline_digest
+
+    models = models_copy(tmp_path)
+    calibrated = pipeline_digest(calibrated_fingerprint(load_manifest(models).get(MODEL)))
+    assert calibrated
+
+    _nudged_copy(models, calibrated)
+    verify = appliance(["models", "verify"], models)
+    assert verify.returncode == 0, verify.stderr
+    assert "rebuilt from its photos by the calibrated pipeline on x86_64 ANOTHER-CPU" in verify.stdout, verify.stdout
+    assert _pipeline_check(tmp_path, models)["status"] == "pass"
+
+    for pipeline in ("0" * 64, None):
+        _nudged_copy(models, pipeline)
+        verify = appliance(["models", "verify"], models)
+        assert "NOT the calibrated one" in verify.stdout and "`make calibrate`" in verify.stdout, verify.stdout
+        check = _pipeline_check(tmp_path, models)
+        assert check["status"] == "fail" and "scores background-shift top-5 background sha256:" in check["reason"]
