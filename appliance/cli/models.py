@@ -12,7 +12,7 @@ from appliance.config import load_config
 from appliance.errors import ApplianceError
 from appliance.matching.normalise import background_path, normaliser_for
 from appliance.paths import shared_dir
-from appliance.runtime.background_build import build_record_path, rebuilt_from_calibrated_photos
+from appliance.runtime.background_build import build_record_path, read_build_record, rebuilt_from_calibrated_photos
 from appliance.runtime.loader import runtime_version
 from appliance.runtime.manifest import Manifest, ModelSpec, install_models, load_manifest, sha256_of, verify_model
 
@@ -114,5 +114,10 @@ def background_status(path: Path, spec: ModelSpec) -> str:
         return (f"the calibrated set rebuilt from its photos by the calibrated pipeline on {build['cpu']}: other "
                 f"last bits than the calibrated file ({norm.get('sha256')}), the same threshold (docs/accuracy.md, "
                 "\"One threshold on every x86 CPU\")")
+    record = read_build_record(path)
+    if record is not None and "pipeline" not in record and record.get("photos_sha256") == norm.get("photos_sha256"):
+        return (f"NOT the calibrated one ({norm.get('sha256')}) as far as can be told: built from the calibrated "
+                "photos, but its build record predates the pipeline it names; rebuild it (`appliance models "
+                "background`) or take the build machine's (`appliance models install --background-source DIR`)")
     return (f"NOT the calibrated one ({norm.get('sha256')}): other photos, or another pipeline than the "
             "calibration's (`appliance selftest --only pipeline` names the difference); `make calibrate`")
