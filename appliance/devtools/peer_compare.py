@@ -24,22 +24,12 @@ import cv2
 import numpy as np
 
 from appliance.config import load_config
+from appliance.devtools.detector_cost import letterbox
 from appliance.errors import ApplianceError
 from appliance.paths import shared_dir
 from appliance.vision.pipeline import FacePipeline
 
 THREADS = (2, 1)
-
-
-def letterbox(image: np.ndarray, width: int = 1280, height: int = 720) -> np.ndarray:
-    """The image scaled to fit the frame, centred on black (a camera frame keeps its aspect)."""
-    scale = min(width / image.shape[1], height / image.shape[0])
-    resized = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
-                         interpolation=cv2.INTER_AREA)
-    frame = np.zeros((height, width, 3), np.uint8)
-    y, x = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
-    frame[y:y + resized.shape[0], x:x + resized.shape[1]] = resized
-    return frame
 
 
 def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
@@ -57,7 +47,7 @@ def compare(photos: list[Path], upsample: int, runs: int) -> dict[str, Any]:
     pipes = {t: FacePipeline.from_config(load_config(None, {"runtime.threads": t})) for t in THREADS}
     rows = []
     for path in photos:
-        frame = letterbox(cv2.imread(str(path)))
+        frame = letterbox(cv2.imread(str(path)), 1280, 720)
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         for pipe in pipes.values():
             pipe.process(frame)  # the first call pays for XNNPACK's set-up

@@ -96,7 +96,7 @@ def test_no_file_and_no_photos_is_one_clear_error(tmp_path):
     assert "background set for mobilefacenet-int8" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
-def _nudged_copy(models: Path, pipeline: str | None) -> Path:
+def _nudged_copy(models: Path, pipeline: str | None) -> None:
     """The build machine's set with its last bits moved (as another CPU's arithmetic moves them) and a build
     record naming the calibrated photos and `pipeline` (None: a record that names no pipeline)."""
     import numpy as np
@@ -113,7 +113,6 @@ def _nudged_copy(models: Path, pipeline: str | None) -> Path:
     if pipeline is None:
         del record["pipeline"]
     path.with_suffix(".json").write_text(json.dumps(record))
-    return path
 
 
 def _pipeline_check(tmp: Path, models: Path) -> dict:

@@ -7,13 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-from appliance.devtools.peer_compare import compare, letterbox
+from appliance.devtools.detector_cost import letterbox
+from appliance.devtools.peer_compare import compare
 from appliance.errors import ApplianceError
 
 
 def test_letterbox_keeps_the_aspect_and_centres():
     tall = np.full((1000, 500, 3), 255, np.uint8)
-    frame = letterbox(tall)
+    frame = letterbox(tall, 1280, 720)
     assert frame.shape == (720, 1280, 3)
     rows, cols = np.nonzero(frame[..., 0])
     assert (rows.min(), rows.max()) == (0, 719) and cols.max() - cols.min() + 1 == 360
